@@ -50,12 +50,14 @@ def ambiguity_stats(df: pd.DataFrame, spec: DatasetSpec | None = None) -> pd.Dat
         grouped = part.groupby("ambiguity_level")["entropy_norm"]
         counts, means = grouped.size(), grouped.mean()
         for lvl in spec.levels:
-            rows.append({
-                "dataset": label,
-                "ambiguity_level": lvl,
-                "count": int(counts.get(lvl, 0)),
-                "mean_entropy": float(means.get(lvl, float("nan"))),
-            })
+            rows.append(
+                {
+                    "dataset": label,
+                    "ambiguity_level": lvl,
+                    "count": int(counts.get(lvl, 0)),
+                    "mean_entropy": float(means.get(lvl, float("nan"))),
+                }
+            )
     return pd.DataFrame(rows)
 
 

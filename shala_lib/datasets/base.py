@@ -153,9 +153,11 @@ def assign_splits(
     """
     out = df.sort_values("id", kind="stable").reset_index(drop=True)
     split = np.empty(len(out), dtype=object)
-    groups = [np.arange(len(out))] if group is None else [
-        np.flatnonzero((out[group] == g).to_numpy()) for g in sorted(out[group].unique())
-    ]
+    groups = (
+        [np.arange(len(out))]
+        if group is None
+        else [np.flatnonzero((out[group] == g).to_numpy()) for g in sorted(out[group].unique())]
+    )
     for idx in groups:
         rng = np.random.default_rng(seed)
         perm = idx[rng.permutation(len(idx))]

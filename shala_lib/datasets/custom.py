@@ -72,8 +72,9 @@ def load_custom(
             bad = ~np.isfinite(vals) | (vals < 0)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise DataFormatError(path, f"count must be a non-negative number, got {df[c].iloc[i]!r}",
-                                      line=i + line_offset, field=c)
+                raise DataFormatError(
+                    path, f"count must be a non-negative number, got {df[c].iloc[i]!r}", line=i + line_offset, field=c
+                )
             counts[:, j] = vals
         zero = counts.sum(axis=1) == 0
         if zero.any():
@@ -91,8 +92,12 @@ def load_custom(
         known = labels.isin(classes)
         if not known.all():
             i = int(np.flatnonzero(~known.to_numpy())[0])
-            raise DataFormatError(path, f"unknown label {labels.iloc[i]!r}; declared classes {list(classes)}",
-                                  line=i + line_offset, field=label_column)
+            raise DataFormatError(
+                path,
+                f"unknown label {labels.iloc[i]!r}; declared classes {list(classes)}",
+                line=i + line_offset,
+                field=label_column,
+            )
         work = df.assign(_label=pd.Categorical(labels, categories=list(classes)), _id=df[id_column].astype(str))
         table = pd.crosstab(work["_id"], work["_label"], dropna=False).reindex(columns=list(classes), fill_value=0)
         first = work.drop_duplicates("_id").set_index("_id")

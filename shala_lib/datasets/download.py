@@ -33,12 +33,24 @@ SOURCES: dict[str, list[RemoteFile]] = {
         RemoteFile(CHAOSNLI_ZIP, "chaosNLI_mnli_m.jsonl", member="chaosNLI_v1.0/chaosNLI_mnli_m.jsonl"),
     ],
     "goemotions": [
-        RemoteFile(GOEMOTIONS_RAW.format(1), "goemotions_1.csv",
-                   "cac049036bad5d68d1081f72b65f2cc51e4df82af05e3e22cfa747051cac1af3", 14_174_600),
-        RemoteFile(GOEMOTIONS_RAW.format(2), "goemotions_2.csv",
-                   "f699ecc5aa425c1720c1d02475f1e41815244b680bd75b282eb770d2c76cd84d", 14_173_154),
-        RemoteFile(GOEMOTIONS_RAW.format(3), "goemotions_3.csv",
-                   "467f1e7191af00f2e76cc7f425885c2dc304bea8aff284b10e8c460d22f2e1af", 14_395_164),
+        RemoteFile(
+            GOEMOTIONS_RAW.format(1),
+            "goemotions_1.csv",
+            "cac049036bad5d68d1081f72b65f2cc51e4df82af05e3e22cfa747051cac1af3",
+            14_174_600,
+        ),
+        RemoteFile(
+            GOEMOTIONS_RAW.format(2),
+            "goemotions_2.csv",
+            "f699ecc5aa425c1720c1d02475f1e41815244b680bd75b282eb770d2c76cd84d",
+            14_173_154,
+        ),
+        RemoteFile(
+            GOEMOTIONS_RAW.format(3),
+            "goemotions_3.csv",
+            "467f1e7191af00f2e76cc7f425885c2dc304bea8aff284b10e8c460d22f2e1af",
+            14_395_164,
+        ),
     ],
 }
 

@@ -29,18 +29,54 @@ from shala_lib.specs import GOEMOTIONS
 log = logging.getLogger(__name__)
 
 FINE_LABELS: tuple[str, ...] = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
-    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
 )
 # Paper Table 4 (= google-research goemotions/data/ekman_mapping.json, plus neutral).
 EKMAN: dict[str, tuple[str, ...]] = {
     "anger": ("anger", "annoyance", "disapproval"),
     "disgust": ("disgust",),
     "fear": ("fear", "nervousness"),
-    "joy": ("joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism",
-            "relief", "pride", "admiration", "desire", "caring"),
+    "joy": (
+        "joy",
+        "amusement",
+        "approval",
+        "excitement",
+        "gratitude",
+        "love",
+        "optimism",
+        "relief",
+        "pride",
+        "admiration",
+        "desire",
+        "caring",
+    ),
     "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
     "surprise": ("surprise", "realization", "confusion", "curiosity"),
     "neutral": ("neutral",),
@@ -84,8 +120,12 @@ def read_raw(path: Path) -> pd.DataFrame:
     bad = ~unclear.isin(["true", "false"])
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFormatError(path, f"expected True/False, got {df['example_very_unclear'].iloc[i]!r}",
-                              line=i + 2, field="example_very_unclear")
+        raise DataFormatError(
+            path,
+            f"expected True/False, got {df['example_very_unclear'].iloc[i]!r}",
+            line=i + 2,
+            field="example_very_unclear",
+        )
     df["example_very_unclear"] = unclear.eq("true")
     empty_id = df["id"].astype(str).str.len() == 0
     if empty_id.any():
@@ -97,14 +137,14 @@ def read_raw(path: Path) -> pd.DataFrame:
 
 def aggregate(raw: pd.DataFrame, multi_label: Literal["count", "split"], report: SkipReport) -> pd.DataFrame:
     """Per-comment Ekman counts over valid raters."""
-    ekman = np.stack(
-        [raw[list(members)].to_numpy().max(axis=1) for members in EKMAN.values()], axis=1
-    ).astype(float)
+    ekman = np.stack([raw[list(members)].to_numpy().max(axis=1) for members in EKMAN.values()], axis=1).astype(float)
     ticked = ekman.sum(axis=1)
     unclear = raw["example_very_unclear"].to_numpy()
     valid = (ticked > 0) & ~unclear
-    for reason, mask in (("rater flagged example_very_unclear", unclear),
-                         ("rater ticked no emotion", (ticked == 0) & ~unclear)):
+    for reason, mask in (
+        ("rater flagged example_very_unclear", unclear),
+        ("rater ticked no emotion", (ticked == 0) & ~unclear),
+    ):
         report.add(reason, int(mask.sum()))
     if multi_label == "split":
         ekman = ekman / np.where(ticked > 0, ticked, 1.0)[:, None]
@@ -160,8 +200,12 @@ def load_goemotions(
     n_before = len(df)
     df = balanced_sample(df, per_class, seed)
     if len(df) < n_before:
-        log.info("goemotions: stratified sampling kept %d of %d items (cap %s per majority emotion)",
-                 len(df), n_before, per_class)
+        log.info(
+            "goemotions: stratified sampling kept %d of %d items (cap %s per majority emotion)",
+            len(df),
+            n_before,
+            per_class,
+        )
     out = assign_splits(df, FRACTIONS, seed=seed)
     out.attrs["skipped"] = report.as_dict()
     out.attrs["sampled_out"] = n_before - len(df)

@@ -25,9 +25,18 @@ from shala_lib.datasets.download import require_files
 from shala_lib.specs import MSP_PODCAST
 
 PRIMARY: dict[str, str] = {
-    "angry": "angry", "anger": "angry", "contempt": "contempt", "disgust": "disgust",
-    "disgusted": "disgust", "fear": "fear", "happy": "happy", "happiness": "happy",
-    "neutral": "neutral", "sad": "sad", "sadness": "sad", "surprise": "surprise",
+    "angry": "angry",
+    "anger": "angry",
+    "contempt": "contempt",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "happiness": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "sadness": "sad",
+    "surprise": "surprise",
     "surprised": "surprise",
 }
 

@@ -1,0 +1,213 @@
+"""Distributional and classification metrics, vectorised over items (paper App. E).
+
+Per item: Jensen-Shannon distance (base 2 by default, in [0, 1]; `base=math.e` gives the
+natural-log value ChaosNLI's leaderboard used, 1/1.2011 of the base-2 one), Bhattacharyya
+coefficient, KL divergence, total variation. Hard labels by argmax (ties to the first class)
+give accuracy, macro F1 and weighted F1.
+
+Unparsable predictions are rows of NaN. How they enter the metrics is `unparsable=`:
+  "uniform" (default) scores them as the uniform distribution (argmax -> first class),
+  "exclude" drops them. The count is always reported as `n_unparsable`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Unparsable = Literal["uniform", "exclude"]
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "jsd": False,
+    "jsd_e": False,
+    "bc": True,
+    "kl": False,
+    "tvd": False,
+    "acc": True,
+    "f1": True,
+    "wf1": True,
+}
+METRIC_LABELS: dict[str, str] = {
+    "jsd": "JSD",
+    "bc": "BC",
+    "acc": "Acc",
+    "f1": "F1",
+    "wf1": "W-F1",
+    "jsd_e": "JSD (base e)",
+    "kl": "KL",
+    "tvd": "TVD",
+}
+
+
+def _as_2d(p: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(p, dtype=float)
+    if arr.ndim == 1:
+        return arr[None, :], True
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 1-D or 2-D array of distributions, got shape {arr.shape}")
+    return arr, False
+
+
+def _check_pair(p: np.ndarray, q: np.ndarray) -> None:
+    if p.shape != q.shape:
+        raise ValueError(f"shape mismatch: {p.shape} vs {q.shape}")
+    finite = np.isfinite(p).all(axis=1) & np.isfinite(q).all(axis=1)
+    if ((p < 0) & np.isfinite(p)).any() or ((q < 0) & np.isfinite(q)).any():
+        raise ValueError("distributions must be non-negative")
+    sums = np.concatenate([p[finite].sum(axis=1), q[finite].sum(axis=1)])
+    if sums.size and not np.allclose(sums, 1.0, atol=1e-6):
+        worst = float(sums[np.argmax(np.abs(sums - 1.0))])
+        raise ValueError(f"rows must sum to 1 (found a row summing to {worst:.6g}); normalize first")
+
+
+def _xlogx_over(p: np.ndarray, m: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0) / np.where(m > 0, m, 1.0)), 0.0).sum(axis=1)
+
+
+def js_distance(p: np.ndarray, q: np.ndarray, base: float = 2.0) -> np.ndarray | float:
+    """Jensen-Shannon distance sqrt((KL(p||m) + KL(q||m)) / 2), m = (p+q)/2, row-wise.
+
+    Matches `scipy.spatial.distance.jensenshannon(p, q, base=base)`. NaN rows give NaN.
+    """
+    p2, one = _as_2d(p)
+    q2, _ = _as_2d(q)
+    _check_pair(p2, q2)
+    m = (p2 + q2) / 2.0
+    js = (_xlogx_over(p2, m) + _xlogx_over(q2, m)) / 2.0 / math.log(base)
+    out = np.sqrt(np.clip(js, 0.0, None))
+    out[~(np.isfinite(p2).all(axis=1) & np.isfinite(q2).all(axis=1))] = np.nan
+    return float(out[0]) if one else out
+
+
+def bhattacharyya(p: np.ndarray, q: np.ndarray) -> np.ndarray | float:
+    """Bhattacharyya coefficient sum sqrt(p q), row-wise, in [0, 1]."""
+    p2, one = _as_2d(p)
+    q2, _ = _as_2d(q)
+    _check_pair(p2, q2)
+    out = np.sqrt(p2 * q2).sum(axis=1)
+    return float(out[0]) if one else out
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-15) -> np.ndarray | float:
+    """KL(p || q) in nats, with q floored at `eps` and renormalized (ChaosNLI's convention)."""
+    p2, one = _as_2d(p)
+    q2, _ = _as_2d(q)
+    _check_pair(p2, q2)
+    qf = np.maximum(q2, eps)
+    qf = qf / qf.sum(axis=1, keepdims=True)
+    out = _xlogx_over(p2, qf)
+    return float(out[0]) if one else out
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray | float:
+    """Total variation distance 0.5 * sum |p - q|, row-wise."""
+    p2, one = _as_2d(p)
+    q2, _ = _as_2d(q)
+    _check_pair(p2, q2)
+    out = 0.5 * np.abs(p2 - q2).sum(axis=1)
+    return float(out[0]) if one else out
+
+
+def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[float, float, np.ndarray]:
+    """(macro F1, weighted F1, per-class F1) from integer labels via one confusion matrix.
+
+    Macro averages over the classes present in y_true or y_pred (scikit-learn's default);
+    weighted uses the support in y_true.
+    """
+    cm = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(axis=1).astype(float)
+    predicted = cm.sum(axis=0).astype(float)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
+    present = denom > 0
+    macro = float(f1[present].mean()) if present.any() else 0.0
+    weighted = float((f1 * support).sum() / support.sum()) if support.sum() > 0 else 0.0
+    return macro, weighted, f1
+
+
+def prepare(pred: np.ndarray, unparsable: Unparsable = "uniform") -> tuple[np.ndarray, np.ndarray]:
+    """(predictions with unparsable rows handled, mask of rows kept)."""
+    p, _ = _as_2d(pred)
+    bad = ~np.isfinite(p).all(axis=1)
+    if unparsable == "uniform":
+        p = p.copy()
+        p[bad] = 1.0 / p.shape[1]
+        return p, np.ones(len(p), dtype=bool)
+    if unparsable == "exclude":
+        return p[~bad], ~bad
+    raise ValueError(f"unparsable must be 'uniform' or 'exclude', got {unparsable!r}")
+
+
+def per_item(pred: np.ndarray, gold: np.ndarray, unparsable: Unparsable = "uniform") -> pd.DataFrame:
+    """Per-item JSD (base 2 and e), BC, KL, TVD, and correctness of the argmax label."""
+    g, _ = _as_2d(gold)
+    p, keep = prepare(pred, unparsable)
+    g = g[keep]
+    return pd.DataFrame(
+        {
+            "jsd": js_distance(p, g),
+            "jsd_e": js_distance(p, g, base=math.e),
+            "bc": bhattacharyya(p, g),
+            "kl": kl_divergence(g, p),
+            "tvd": total_variation(p, g),
+            "pred_label": np.argmax(p, axis=1),
+            "gold_label": np.argmax(g, axis=1),
+            "correct": np.argmax(p, axis=1) == np.argmax(g, axis=1),
+        },
+        index=np.flatnonzero(keep),
+    )
+
+
+def evaluate(
+    pred: np.ndarray,
+    gold: np.ndarray,
+    classes: Sequence[str],
+    unparsable: Unparsable = "uniform",
+) -> dict[str, float]:
+    """Aggregate metrics over items: jsd, jsd_e, bc, kl, tvd, acc, f1 (macro), wf1 (weighted),
+    n, n_unparsable."""
+    p_raw, _ = _as_2d(pred)
+    g, _ = _as_2d(gold)
+    if p_raw.shape[1] != len(classes) or g.shape[1] != len(classes):
+        raise ValueError(f"expected {len(classes)} columns ({list(classes)}), got {p_raw.shape[1]} and {g.shape[1]}")
+    if len(p_raw) != len(g):
+        raise ValueError(f"{len(p_raw)} predictions for {len(g)} gold distributions")
+    n_bad = int((~np.isfinite(p_raw).all(axis=1)).sum())
+    p, keep = prepare(p_raw, unparsable)
+    g = g[keep]
+    out: dict[str, float] = {"n": int(len(p)), "n_unparsable": n_bad}
+    if len(p) == 0:
+        return {**out, **{k: float("nan") for k in HIGHER_IS_BETTER}}
+    yt, yp = np.argmax(g, axis=1), np.argmax(p, axis=1)
+    macro, weighted, _ = f1_scores(yt, yp, len(classes))
+    out.update(
+        jsd=float(np.mean(js_distance(p, g))),
+        jsd_e=float(np.mean(js_distance(p, g, base=math.e))),
+        bc=float(np.mean(bhattacharyya(p, g))),
+        kl=float(np.mean(kl_divergence(g, p))),
+        tvd=float(np.mean(total_variation(p, g))),
+        acc=float(np.mean(yt == yp)),
+        f1=macro,
+        wf1=weighted,
+    )
+    return out
+
+
+def relative_change(value: float, reference: float, metric: str) -> float:
+    """Percent change against a reference, signed so that + means better (paper Table 1)."""
+    if reference == 0 or not np.isfinite(reference):
+        return float("nan")
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    return sign * (value - reference) / abs(reference) * 100.0
+
+
+def format_with_change(value: float, reference: float | None, metric: str, digits: int = 3) -> str:
+    """'0.181 (+51.7%)' like the paper's Table 1; the reference itself prints bare."""
+    if reference is None or value == reference:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ({relative_change(value, reference, metric):+.1f}%)"

@@ -1,0 +1,166 @@
+"""The paper's prompt templates (Tables 11-13) and the reasoning variant (App. H).
+
+Templates live in one place, keyed by dataset name; a new dataset adds its `PromptTemplate`
+here. Prompts are chat messages for `tokenizer.apply_chat_template`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from shala_lib.specs import DatasetSpec, get_spec
+
+Variant = Literal["paper", "reasoning"]
+VARIANTS: tuple[str, ...] = ("paper", "reasoning")
+Message = dict[str, str]
+
+
+def json_shape(spec: DatasetSpec) -> str:
+    """`{"entailment": float, "neutral": float, "contradiction": float}` in the spec's key spelling."""
+    return "{" + ", ".join(f'"{k}": float' for k in spec.keys) + "}"
+
+
+def prefill_text(spec: DatasetSpec) -> str:
+    """The opening of the JSON answer, for answer prefill: `{"entailment": `."""
+    return '{"' + spec.keys[0] + '": '
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    background: str
+    target: str  # format string over the spec's text fields
+    task: str
+    label_word: str  # "label" or "emotion"
+    reasoning_questions: tuple[str, ...]
+
+    def output_constraints(self, spec: DatasetSpec) -> str:
+        return (
+            "Before outputting, check if the format of your output is in accordance with the "
+            "requirements I provided.\n"
+            f"1. Generate the {self.label_word} probabilities in EXACTLY this JSON structure: {json_shape(spec)}.\n"
+            "2. The sum of all probabilities must be exactly 1.0.\n"
+            "3. Do not include any explanations or text besides the dictionary."
+        )
+
+    def reasoning_constraints(self, spec: DatasetSpec) -> str:
+        bullets = "\n".join(f"- {q}" for q in self.reasoning_questions)
+        return (
+            "Before producing your final answer, explain your reasoning:\n"
+            f"{bullets}\n"
+            f"Then output EXACTLY this JSON on its own line: {json_shape(spec)}"
+        )
+
+
+def _emotion_task(classes: str, presence: str, intro: str = "") -> str:
+    return (
+        f"{intro}Predict the probability of the emotion in the target utterance from the following "
+        f"options: {classes}.\nYou MUST produce a calibrated probability distribution. "
+        + (
+            "Identify any emotional cues expressed by the speaker, even subtle ones. "
+            if "conversation" in presence
+            else ""
+        )
+        + f"For each of the following emotions from {classes}, evaluate whether the emotion is present. "
+        "If only one emotion present, assign 1.0 to that emotion. If multiple emotions are present, "
+        "estimate the relative strength and assign a probability to each emotion. "
+        f"The probability should reflect how much {presence}."
+    )
+
+
+_EMOTION_REASONING = (
+    "Which emotional cues does the target utterance express?",
+    "Are there multiple valid interpretations? If so, describe them.",
+    "How does your reasoning inform the probability you assign to each emotion?",
+)
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    "chaosnli": PromptTemplate(
+        background="",
+        target="Premise: {premise}\nHypothesis: {hypothesis}",
+        task=(
+            "Given a premise and a hypothesis, predict the probability of the relationship between "
+            "them from the following options: entailment, neutral, contradiction.\n"
+            "1. entailment: the hypothesis logically follows from the premise\n"
+            "2. neutral: neither entailment nor contradiction can be determined\n"
+            "3. contradiction: the hypothesis conflicts with the premise\n"
+            "You MUST produce a calibrated probability distribution."
+        ),
+        label_word="label",
+        reasoning_questions=(
+            "What is the relationship between the premise and hypothesis?",
+            "Are there multiple valid interpretations? If so, describe them.",
+            "How does your reasoning inform the probability you assign to each label?",
+        ),
+    ),
+    "msp_podcast": PromptTemplate(
+        background="Two speakers are having a conversation.",
+        target="{text}",
+        task=_emotion_task(
+            "angry, contempt, disgust, fear, happy, neutral, sad, surprise",
+            "time, intensity, and presence each emotion has in the conversation",
+        ),
+        label_word="emotion",
+        reasoning_questions=_EMOTION_REASONING,
+    ),
+    "goemotions": PromptTemplate(
+        background="This is a text comment extracted from Reddit.",
+        target="{text}",
+        task=_emotion_task(
+            "anger, disgust, fear, joy, sadness, surprise, neutral",
+            "intensity and presence each emotion has in the comment",
+            intro=(
+                "Assign a calibrated probability distribution over the following emotion categories: "
+                "anger, disgust, fear, joy, sadness, surprise, neutral.\n"
+                "These categories follow the Ekman taxonomy:\n"
+                "- anger: annoyance, disapproval, hostility\n"
+                "- disgust: contempt, revulsion\n"
+                "- fear: nervousness, anxiety, dread\n"
+                "- joy: happiness, admiration, gratitude, excitement, love, optimism, pride, relief, amusement\n"
+                "- sadness: disappointment, grief, remorse, embarrassment\n"
+                "- surprise: curiosity, confusion, realization\n"
+                "- neutral: no clear emotion expressed\n"
+            ),
+        ),
+        label_word="emotion",
+        reasoning_questions=_EMOTION_REASONING,
+    ),
+}
+
+
+def get_template(spec: DatasetSpec) -> PromptTemplate:
+    try:
+        return TEMPLATES[spec.name]
+    except KeyError:
+        raise KeyError(
+            f"no prompt template for dataset {spec.name!r}; add one to shala_lib.prompts.TEMPLATES"
+        ) from None
+
+
+def prompt_text(spec: DatasetSpec | str, item: Mapping[str, object], variant: Variant = "paper") -> str:
+    """The user message for one item: background, target utterance, task, output constraints."""
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    tpl = get_template(spec)
+    missing = [f for f in spec.text_fields if f not in item]
+    if missing:
+        raise KeyError(f"item lacks text field(s) {missing} needed by the {spec.name} prompt")
+    target = tpl.target.format(**{f: str(item[f]).strip() for f in spec.text_fields})
+    if variant == "paper":
+        constraints = tpl.output_constraints(spec)
+    elif variant == "reasoning":
+        constraints = tpl.reasoning_constraints(spec)
+    else:
+        raise ValueError(f"unknown prompt variant {variant!r}; use one of {VARIANTS}")
+    sections = [s for s in (tpl.background, target, tpl.task, constraints) if s]
+    return "\n\n".join(sections)
+
+
+def build_messages(spec: DatasetSpec | str, item: Mapping[str, object], variant: Variant = "paper") -> list[Message]:
+    """Chat messages (one user turn) for `tokenizer.apply_chat_template`."""
+    return [{"role": "user", "content": prompt_text(spec, item, variant)}]
+
+
+def max_new_tokens_for(variant: Variant) -> int:
+    """Generation budget per variant: the paper's 128 for the JSON answer, more for reasoning."""
+    return {"paper": 128, "reasoning": 512}[variant]

@@ -1,0 +1,190 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+from sklearn.metrics import accuracy_score, f1_score
+
+from shala_lib.baselines import baseline_predictions, constant_mean, majority_oracle, uniform
+from shala_lib.metrics import (
+    bhattacharyya,
+    evaluate,
+    format_with_change,
+    js_distance,
+    kl_divergence,
+    relative_change,
+    total_variation,
+)
+from shala_lib.rewards import (
+    majority_reward,
+    make_reward_func,
+    shala_no_ambi_reward,
+    shala_reward,
+)
+from shala_lib.significance import bootstrap_ci, degradation_test, paired_test
+from shala_lib.specs import CHAOSNLI
+
+P = np.array([0.5, 0.5, 0.0])
+Q = np.array([0.0, 0.5, 0.5])
+
+
+def test_hand_computed_three_class_case():
+    # m = [.25, .5, .25]; KL(P||m) = .5 ln 2 = KL(Q||m); JS div = .5 ln 2 nats = 0.5 bits
+    assert js_distance(P, Q) == pytest.approx(math.sqrt(0.5))
+    assert js_distance(P, Q, base=math.e) == pytest.approx(math.sqrt(0.5 * math.log(2)))
+    assert js_distance(P, Q) / js_distance(P, Q, base=math.e) == pytest.approx(1.2011224, rel=1e-6)
+    assert bhattacharyya(P, Q) == pytest.approx(0.5)
+    assert total_variation(P, Q) == pytest.approx(0.5)
+    assert js_distance(P, P) == 0.0 and bhattacharyya(P, P) == pytest.approx(1.0)
+    assert js_distance([1, 0, 0], [0, 1, 0]) == pytest.approx(1.0)
+    # KL(Q || P) with P floored at 1e-15: 0.5 ln(0.5/0.5) + 0.5 ln(0.5/1e-15)
+    assert kl_divergence(Q, P) == pytest.approx(0.5 * math.log(0.5 / 1e-15), rel=1e-6)
+
+
+def test_rowwise_agrees_with_scipy():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5) * 0.5, size=200)
+    q = rng.dirichlet(np.ones(5) * 0.5, size=200)
+    p[:10, 0] = 0
+    p[:10] /= p[:10].sum(1, keepdims=True)
+    for base in (2.0, math.e):
+        ref = np.array([jensenshannon(a, b, base=base) for a, b in zip(p, q)])
+        assert np.allclose(js_distance(p, q, base=base), ref, atol=1e-12)
+
+
+def test_evaluate_hand_computed_and_sklearn():
+    gold = np.array([[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
+    pred = np.array([[1.0, 0.0, 0.0], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [np.nan] * 3])
+    res = evaluate(pred, gold, CHAOSNLI.classes)
+    # labels gold [0,1,2,0], pred [0,0,2,0(uniform->first)] -> acc 3/4
+    assert res["acc"] == 0.75 and res["n_unparsable"] == 1 and res["n"] == 4
+    # F1: class0 P=2/3 R=1 -> .8 ; class1 0 ; class2 1 -> macro .6, weighted (.8*2+0+1)/4 = .65
+    assert res["f1"] == pytest.approx(0.6) and res["wf1"] == pytest.approx(0.65)
+    ex = evaluate(pred, gold, CHAOSNLI.classes, unparsable="exclude")
+    assert ex["n"] == 3 and ex["acc"] == pytest.approx(2 / 3)
+    rng = np.random.default_rng(1)
+    g = rng.dirichlet(np.ones(4), 500)
+    p = rng.dirichlet(np.ones(4), 500)
+    r = evaluate(p, g, list("abcd"))
+    yt, yp = g.argmax(1), p.argmax(1)
+    assert r["acc"] == pytest.approx(accuracy_score(yt, yp))
+    assert r["f1"] == pytest.approx(f1_score(yt, yp, average="macro"))
+    assert r["wf1"] == pytest.approx(f1_score(yt, yp, average="weighted"))
+    assert r["jsd"] == pytest.approx(np.mean([jensenshannon(a, b, base=2) for a, b in zip(p, g)]))
+
+
+def test_bad_metric_input_is_clear():
+    with pytest.raises(ValueError, match="sum to 1"):
+        js_distance([0.5, 0.6, 0.0], Q)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        bhattacharyya([0.5, 0.5], Q)
+    with pytest.raises(ValueError, match="non-negative"):
+        js_distance([-0.5, 1.5, 0.0], Q)
+    with pytest.raises(ValueError, match="expected 3 columns"):
+        evaluate(np.ones((2, 2)) / 2, np.ones((2, 2)) / 2, CHAOSNLI.classes)
+
+
+def test_relative_change_like_paper_table_1():
+    assert relative_change(0.181, 0.375, "jsd") == pytest.approx(51.73, abs=0.01)
+    assert format_with_change(0.181, 0.375, "jsd") == "0.181 (+51.7%)"
+    assert format_with_change(0.477, 0.375, "jsd") == "0.477 (-27.2%)"
+    assert format_with_change(0.966, 0.850, "bc") == "0.966 (+13.6%)"
+    assert format_with_change(0.375, 0.375, "jsd") == "0.375"
+
+
+def test_rewards_hand_computed():
+    target = np.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
+    pred = np.array([[0.5, 0.5, 0.0], [np.nan, np.nan, np.nan]])
+    h = math.log(2) / math.log(3)
+    assert shala_reward(pred, target) == pytest.approx([h * (1 - math.sqrt(0.5)), 0.0])
+    assert shala_no_ambi_reward(pred, target) == pytest.approx([1 - math.sqrt(0.5), 0.0])
+    # majority of [0, .5, .5] is class 1 (ties to first) -> pred[1] = .5
+    assert majority_reward(pred, target) == pytest.approx([0.5, 0.0])
+    # unanimous item: H~ = 0 -> SHALA reward 0 even for a perfect answer
+    assert shala_reward(np.array([[1.0, 0, 0]]), np.array([[1.0, 0, 0]])) == pytest.approx([0.0])
+
+
+def test_trl_reward_function_standard_and_conversational():
+    fn = make_reward_func("shala", CHAOSNLI, prefill='{"entailment": ')
+    target = [[0.0, 0.5, 0.5]] * 3
+    plain = ['0.5, "neutral": 0.5, "contradiction": 0.0}', "garbage", '0.0, "neutral": 0.5, "contradiction": 0.5}']
+    conv = [[{"role": "assistant", "content": c}] for c in plain]
+    logged = {}
+    r1 = fn(
+        prompts=["p"] * 3,
+        completions=plain,
+        completion_ids=[[1]] * 3,
+        target=target,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+        log_extra=lambda k, v: logged.__setitem__(k, v),
+    )
+    r2 = fn(prompts=["p"] * 3, completions=conv, target=target)
+    h = math.log(2) / math.log(3)
+    assert r1 == pytest.approx([h * (1 - math.sqrt(0.5)), 0.0, h]) and r1 == pytest.approx(r2)
+    assert logged["parse_status"] == ["ok", "invalid_values", "ok"]  # prefill + "garbage"
+    assert logged["parse_fail_rate"] == pytest.approx(1 / 3)
+    assert fn.__name__ == "shala_reward"
+    with pytest.raises(KeyError, match="target"):
+        fn(prompts=["p"], completions=["x"])
+
+
+def test_entropy_weight_cancels_under_group_scaling():
+    """TRL's advantage (r - mean_g) / (std_g + 1e-4): a per-prompt factor H~ cancels under 'group'
+    scaling (only unanimous H~=0 items drop out), and reweights prompts under 'batch' scaling."""
+    rng = np.random.default_rng(0)
+    targets = rng.dirichlet(np.ones(3), size=8)
+    preds = rng.dirichlet(np.ones(3), size=(8, 4))
+    rep = np.repeat(targets, 4, axis=0)
+    r_shala = shala_reward(preds.reshape(-1, 3), rep).reshape(8, 4)
+    r_plain = shala_no_ambi_reward(preds.reshape(-1, 3), rep).reshape(8, 4)
+
+    def group_adv(r):
+        return (r - r.mean(1, keepdims=True)) / (r.std(1, ddof=1, keepdims=True) + 1e-4)
+
+    def batch_adv(r):
+        return (r - r.mean(1, keepdims=True)) / (r.std(ddof=1) + 1e-4)
+
+    assert np.allclose(group_adv(r_shala), group_adv(r_plain), atol=5e-3)
+    ratio = np.abs(batch_adv(r_shala)).mean(1) / np.abs(batch_adv(r_plain)).mean(1)
+    from shala_lib.distributions import normalized_entropy
+
+    h = normalized_entropy(targets)
+    assert np.corrcoef(ratio, h)[0, 1] > 0.99  # under batch scaling the weight is H~ itself
+
+
+def test_baselines(shared_data):
+    from shala_lib.datasets import load
+
+    df = load("chaosnli", data_dir=shared_data)
+    preds = baseline_predictions(df)
+    gold = np.asarray(df.loc[df["split"] == "test", "dist"].tolist())
+    assert np.allclose(preds["uniform"], 1 / 3)
+    assert np.allclose(preds["constant_mean"][0], np.asarray(df.loc[df["split"] == "train", "dist"].tolist()).mean(0))
+    assert evaluate(preds["majority_oracle"], gold, CHAOSNLI.classes)["acc"] == 1.0
+    # the notes' observation: a constant mean distribution is about the paper's zero-shot JSD (0.375)
+    cm = evaluate(preds["constant_mean"], gold, CHAOSNLI.classes)["jsd"]
+    assert 0.33 < cm < 0.42
+    assert uniform(2, 4).shape == (2, 4) and majority_oracle(np.array([[0.4, 0.4, 0.2]])).tolist() == [[1, 0, 0]]
+    with pytest.raises(ValueError):
+        constant_mean(df.iloc[:0], 3)
+
+
+def test_bootstrap_paired_and_degradation():
+    rng = np.random.default_rng(0)
+    g = rng.dirichlet(np.ones(3), 200)
+    ci = bootstrap_ci(g, g, CHAOSNLI.classes, n_boot=50).set_index("metric")
+    assert ci.loc["jsd", "value"] == 0 and ci.loc["acc", "ci_low"] == 1.0
+    p = rng.dirichlet(np.ones(3), 200)
+    ci = bootstrap_ci(p, g, CHAOSNLI.classes, n_boot=200, seed=1).set_index("metric")
+    assert ci.loc["jsd", "ci_low"] < ci.loc["jsd", "value"] < ci.loc["jsd", "ci_high"]
+    a = rng.normal(0.3, 0.05, 300)
+    res = paired_test(a, a + 0.02)
+    assert res["mean_diff"] == pytest.approx(-0.02) and res["p_wilcoxon"] < 1e-10
+    assert paired_test(a, a)["p_wilcoxon"] == 1.0
+    levels = np.array(["low", "medium", "high"] * 100)
+    flat = degradation_test(rng.normal(0.3, 0.05, 300), levels, ["low", "medium", "high"])
+    assert flat["p_kruskal"] > 0.01
+    trend = degradation_test(
+        np.where(levels == "high", 0.6, 0.2) + rng.normal(0, 0.01, 300), levels, ["low", "medium", "high"]
+    )
+    assert trend["p_kruskal"] < 1e-10 and trend["spearman_rho"] > 0.5

@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shala_lib.parsing import USABLE, parse_distribution, parse_many
+from shala_lib.specs import CHAOSNLI, GOEMOTIONS, MSP_PODCAST
+
+E = [0.2, 0.5, 0.3]
+# (completion, expected dist or None, expected status)
+CORPUS = [
+    ('{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}', E, "ok"),
+    ('```json\n{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}\n```', E, "ok"),
+    ('```\n{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}\n```', E, "ok"),
+    ('Here is my answer: {"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3} Hope it helps!', E, "ok"),
+    ("{'entailment': 0.2, 'neutral': 0.5, 'contradiction': 0.3}", E, "ok"),
+    ('{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3,}', E, "ok"),
+    ('{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3,\n}', E, "ok"),
+    ('{"Entailment": 0.2, "Neutral": 0.5, "Contradiction": 0.3}', E, "ok"),
+    ('{"ENTAILMENT": 0.2, "NEUTRAL": 0.5, "CONTRADICTION": 0.3}', E, "ok"),
+    ('{" entailment ": 0.2, "neutral": 0.5, "contradiction": 0.3}', E, "ok"),
+    ('{"entailment": "0.2", "neutral": "0.5", "contradiction": "0.3"}', E, "ok"),
+    ('{"entailment": "20%", "neutral": "50%", "contradiction": "30%"}', E, "ok"),
+    ('{"entailment": 20, "neutral": 50, "contradiction": 30}', E, "ok"),
+    ('{"entailment": 20.0, "neutral": 50.0, "contradiction": 30.0}', E, "ok"),
+    ('{"entailment": 2e-1, "neutral": 5e-1, "contradiction": 3e-1}', E, "ok"),
+    ('{"entailment": .2, "neutral": .5, "contradiction": .3}', E, "ok"),
+    ('{"entailment": 0.20, "neutral": 0.50, "contradiction": 0.30}\n\nExplanation: the premise...', E, "ok"),
+    (
+        "The premise says X. Entailment is unlikely.\nThere are multiple interpretations {like this}.\n"
+        '{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}',
+        E,
+        "ok",
+    ),
+    (
+        'First guess {"entailment": 0.9, "neutral": 0.1, "contradiction": 0.0}\nRevised:\n'
+        '{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}',
+        E,
+        "ok",
+    ),
+    ('{"probabilities": {"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}}', E, "ok"),
+    ('{"entailment": 0.2, "neutral": 0.5}', [0.2 / 0.7, 0.5 / 0.7, 0.0], "renormalized"),
+    ('{"entailment": 0.4, "neutral": 0.6}', [0.4, 0.6, 0.0], "ok"),
+    ('{"entailment": 0.33, "neutral": 0.33, "contradiction": 0.33}', [1 / 3] * 3, "renormalized"),
+    ('{"entailment": 0.3, "neutral": 0.3, "contradiction": 0.3}', [1 / 3] * 3, "renormalized"),
+    ('{"entailment": 1, "neutral": 0, "contradiction": 0}', [1, 0, 0], "ok"),
+    ('{"entailment": 1.0, "neutral": 0.0, "contradiction": 0.0}\n\n1. The premise is', [1, 0, 0], "ok"),
+    ('{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3', E, "ok"),  # truncated, repaired
+    ('{"entailment": 0.2, "neutral": 0.5, "contra', [0.2 / 0.7, 0.5 / 0.7, 0.0], "renormalized"),
+    ("entailment: 0.2, neutral: 0.5, contradiction: 0.3", E, "ok"),
+    ("Entailment = 20%\nNeutral = 50%\nContradiction = 30%", E, "ok"),
+    ('"entailment": 0.2\n"neutral": 0.5\n"contradiction": 0.3', E, "ok"),
+    ('{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3, "other": 0.0}', E, "renormalized"),
+    ('{"entailment": 0.2, "entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}', E, "ok"),
+    ('{"entailment": 0.2, "entailment": 0.4, "neutral": 0.5, "contradiction": 0.3}', None, "duplicate_keys"),
+    ('{"entailment": -0.2, "neutral": 0.7, "contradiction": 0.5}', None, "invalid_values"),
+    ('{"entailment": NaN, "neutral": 0.5, "contradiction": 0.5}', None, "invalid_values"),
+    ('{"entailment": Infinity, "neutral": 0.5, "contradiction": 0.5}', None, "invalid_values"),
+    ('{"entailment": "high", "neutral": 0.5, "contradiction": 0.5}', None, "invalid_values"),
+    ('{"entailment": null, "neutral": 0.5, "contradiction": 0.5}', None, "invalid_values"),
+    ('{"entailment": true, "neutral": 0.5, "contradiction": 0.5}', None, "invalid_values"),
+    ('{"entailment": 0, "neutral": 0, "contradiction": 0}', None, "zero_sum"),
+    ('{"entailment": 0.0, "neutral": 0.0, "contradiction": 0.0}', None, "zero_sum"),
+    ('{"label": "neutral", "confidence": 0.9}', None, "missing_keys"),
+    ("{}", None, "missing_keys"),
+    ("", None, "empty"),
+    ("   \n  ", None, "empty"),
+    ("1. The premise describes a child.\n2. The hypothesis adds a sandcastle.", None, "no_json"),
+    ("I cannot determine the relationship.", None, "no_json"),
+    ("[0.2, 0.5, 0.3]", None, "no_json"),
+    ('{"entailment": 0.25, "neutral": 0.5, "contradiction": 0.25}', [0.25, 0.5, 0.25], "ok"),
+    ('{"entail": 0.2, "neutral": 0.5, "contradict": 0.3}', E, "ok"),
+    ('{\n  "entailment": 0.2,\n  "neutral": 0.5,\n  "contradiction": 0.3\n}', E, "ok"),
+    ('{"entailment": 0.1, "neutral": 0.5, "contradiction": 0.3}', [0.1 / 0.9, 0.5 / 0.9, 0.3 / 0.9], "renormalized"),
+    ('{"entailment": 2, "neutral": 5, "contradiction": 3}', E, "renormalized"),
+    ('{"neutral": 0.5, "contradiction": 0.3, "entailment": 0.2}', E, "ok"),
+    ('<answer>{"entailment": 0.2, "neutral": 0.5, "contradiction": 0.3}</answer>', E, "ok"),
+]
+
+
+@pytest.mark.parametrize("text, expected, status", CORPUS)
+def test_corpus(text, expected, status):
+    res = parse_distribution(text, CHAOSNLI)
+    assert res.status == status, res
+    if expected is None:
+        assert res.dist is None and not res.usable
+    else:
+        assert res.usable and np.allclose(res.dist, expected)
+
+
+def test_corpus_is_large():
+    assert len(CORPUS) >= 50
+
+
+def test_prompt_keys_and_aliases():
+    r = parse_distribution('{"Happy": 0.5, "angry": 0.25, "Sadness": 0.25}', MSP_PODCAST)
+    assert r.status == "ok" and np.allclose(r.dist, [0.25, 0, 0, 0, 0.5, 0, 0.25, 0])
+    r = parse_distribution('{"angry": 0.5, "Happy": 0.5}', GOEMOTIONS)  # aliases to anger / joy
+    assert np.allclose(r.dist, [0.5, 0, 0, 0.5, 0, 0, 0])
+    r = parse_distribution('{"Happy": 0.5, "happy": 0.5}', MSP_PODCAST)  # one class twice: counted once
+    assert r.status == "renormalized" and r.raw_sum == 0.5 and r.dist[4] == 1.0
+    r = parse_distribution('{"pos": 0.5, "neg": 0.5}', ["pos", "neg"])
+    assert r.status == "ok"
+
+
+def test_parse_many_marks_unparsable_rows():
+    arr, statuses = parse_many(['{"entailment": 1}', "nope"], CHAOSNLI)
+    assert statuses == ["ok", "no_json"]
+    assert arr[0].tolist() == [1, 0, 0] and np.isnan(arr[1]).all()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_never_raises_on_any_string(text):
+    res = parse_distribution(text, CHAOSNLI)
+    assert res.status != "parser_error"
+    if res.status in USABLE:
+        assert res.dist.shape == (3,) and np.all(res.dist >= 0) and np.isclose(res.dist.sum(), 1.0)
+
+
+json_like = st.builds(
+    lambda vals, keys, junk: junk + "{" + ", ".join(f'"{k}": {v}' for k, v in zip(keys, vals)) + "}",
+    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 200)), min_size=1, max_size=4),
+    st.lists(st.sampled_from(["entailment", "Neutral", "CONTRADICTION", "other", "e"]), min_size=1, max_size=4),
+    st.text(max_size=20),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_like)
+def test_ok_results_are_valid_distributions(text):
+    res = parse_distribution(text, CHAOSNLI)
+    assert res.status != "parser_error"
+    if res.usable:
+        assert res.dist.shape == (3,)
+        assert np.all(np.isfinite(res.dist)) and np.all(res.dist >= 0)
+        assert res.dist.sum() == pytest.approx(1.0)
