@@ -1,0 +1,80 @@
+"""Inference throughput: per-item loop vs batched dynamic cache vs our path, same model/device/items.
+
+    python benchmarks/inference.py --items 64 --max-new-tokens 64            # CPU
+    python benchmarks/inference.py --items 512 --ours-batch 256 --device cuda  # GPU
+
+The paper prompt is used without prefill so each item generates up to --max-new-tokens tokens
+(min_new_tokens forces the full length, making tokens/s comparable across paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from shala_lib.datasets import load
+from shala_lib.inference import generate_hf
+from shala_lib.models import EMBEDDED, format_prompt, load_model
+from shala_lib.prompts import build_messages
+from shala_lib.specs import CHAOSNLI
+
+
+def run(model, tok, prompts, batch, cache, max_new, sort=True):
+    gen_cfg = model.generation_config
+    gen_cfg.min_new_tokens = max_new
+    t = time.perf_counter()
+    gens = generate_hf(model, tok, prompts, max_new, batch_size=batch, cache=cache, sort_by_length=sort, progress=False)
+    dt = time.perf_counter() - t
+    n_tok = sum(g.n_tokens for g in gens)
+    return {
+        "items": len(prompts),
+        "seconds": round(dt, 2),
+        "items_per_s": round(len(prompts) / dt, 2),
+        "tokens_per_s": round(n_tok / dt, 1),
+        "tokens": n_tok,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=EMBEDDED)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--items", type=int, default=64)
+    ap.add_argument("--loop-items", type=int, default=8, help="items for the slow per-item loop")
+    ap.add_argument("--batch", type=int, default=64, help="batch of the dynamic-cache reference")
+    ap.add_argument("--ours-batch", type=int, default=64)
+    ap.add_argument("--ours-cache", default="auto", choices=["auto", "dynamic", "static"])
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--warmup", action="store_true", help="run our path once before timing (compile warm-up)")
+    args = ap.parse_args()
+    model, tok = load_model(args.model, device=args.device)
+    df = load("chaosnli")
+    items = df[df["split"] == "test"].head(args.items)
+    prompts = [format_prompt(tok, build_messages(CHAOSNLI, r)) for _, r in items.iterrows()]
+    dev = next(model.parameters()).device
+    res = {
+        "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+        "dtype": str(model.dtype),
+        "model": args.model,
+        "max_new_tokens": args.max_new_tokens,
+    }
+    res["per_item_loop"] = run(model, tok, prompts[: args.loop_items], 1, "dynamic", args.max_new_tokens, sort=False)
+    res[f"batched_dynamic_b{args.batch}"] = run(model, tok, prompts, args.batch, "dynamic", args.max_new_tokens)
+    if args.warmup:
+        t = time.perf_counter()
+        run(model, tok, prompts[: args.ours_batch], args.ours_batch, args.ours_cache, args.max_new_tokens)
+        res["ours_warmup_s"] = round(time.perf_counter() - t, 1)
+    ours = run(model, tok, prompts, args.ours_batch, args.ours_cache, args.max_new_tokens)
+    res[f"ours_b{args.ours_batch}_{args.ours_cache}"] = ours
+    base = res["per_item_loop"]["tokens_per_s"]
+    dyn = res[f"batched_dynamic_b{args.batch}"]["tokens_per_s"]
+    res["speedup_vs_loop"] = round(ours["tokens_per_s"] / base, 2)
+    res["speedup_vs_batched_dynamic"] = round(ours["tokens_per_s"] / dyn, 2)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Batched, resumable inference that writes a predictions table (paper: greedy decoding).
+
+Fast path for plain transformers: prompts sorted by length (little padding), left padding,
+large batches, and on GPU the static KV cache (`cache_implementation="static"`, compiled).
+When vLLM is installed and a GPU is present, `backend="auto"` uses it instead.
+Every output goes through `shala_lib.parsing`; unparsable ones are kept with their status.
+Rows are appended to a JSONL file batch by batch, so an interrupted run resumes where it
+stopped and never recomputes finished ids.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from shala_lib.models import format_prompt
+from shala_lib.parsing import parse_distribution
+from shala_lib.prompts import Variant, build_messages, max_new_tokens_for, prefill_text
+from shala_lib.specs import DatasetSpec
+
+log = logging.getLogger(__name__)
+Backend = Literal["auto", "hf", "vllm"]
+Cache = Literal["auto", "dynamic", "static"]
+PRED_COLUMNS = ("id", "method", "model", "variant", "prefill", "raw_text", "status", "pred", "n_tokens", "latency_s")
+
+
+@dataclass
+class Generation:
+    text: str
+    n_tokens: int
+    latency_s: float
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+
+
+def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.inference_mode()
+def generate_hf(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int = 32,
+    greedy: bool = True,
+    cache: Cache = "auto",
+    sort_by_length: bool = True,
+    logits_processor: Any = None,
+    progress: bool = True,
+    temperature: float = 1.0,
+) -> list[Generation]:
+    """Generate for many prompts with HF `generate`: length-sorted batches, left padding."""
+    if not prompts:
+        return []
+    tokenizer.padding_side = "left"
+    lengths = np.array([len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts])
+    order = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(prompts))
+    device = next(model.parameters()).device
+    use_static = cache == "static" or (cache == "auto" and device.type == "cuda")
+    eos = model.generation_config.eos_token_id
+    out: list[Generation | None] = [None] * len(prompts)
+    bar = tqdm(total=len(prompts), desc="generate", unit="item", disable=not progress)
+    for idx in _batches(order, batch_size):
+        batch = [prompts[i] for i in idx]
+        # pad to a multiple of 64 so a static cache sees few distinct shapes
+        enc = tokenizer(
+            batch,
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+            pad_to_multiple_of=64 if use_static else None,
+        ).to(device)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=tokenizer.pad_token_id
+        )
+        if greedy:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(temperature=temperature)
+        if use_static:
+            kwargs["cache_implementation"] = "static"
+        if logits_processor is not None:
+            for proc in logits_processor:
+                if hasattr(proc, "reset"):
+                    proc.reset()  # per-batch state (prompt length)
+            kwargs["logits_processor"] = logits_processor
+        t0 = time.perf_counter()
+        gen = model.generate(**enc, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        new = gen[:, enc["input_ids"].shape[1] :]
+        for row, i in enumerate(idx):
+            ids = new[row].tolist()
+            n = len(ids)
+            eos_ids = eos if isinstance(eos, list) else [eos]
+            for k, t in enumerate(ids):
+                if t in eos_ids or t == tokenizer.pad_token_id:
+                    n = k + (1 if t in eos_ids else 0)
+                    break
+            text = tokenizer.decode(ids[:n], skip_special_tokens=True)
+            out[i] = Generation(text=text, n_tokens=n, latency_s=dt / len(idx))
+        bar.update(len(idx))
+    bar.close()
+    return [g for g in out if g is not None]
+
+
+def generate_vllm(
+    model_path: str, prompts: Sequence[str], max_new_tokens: int, greedy: bool = True, progress: bool = True
+) -> list[Generation]:
+    """Generate with vLLM (GPU, when installed): continuous batching and CUDA graphs."""
+    from vllm import LLM, SamplingParams  # type: ignore[import-not-found]
+
+    llm = LLM(model=model_path, dtype="bfloat16")
+    params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if greedy else 1.0)
+    t0 = time.perf_counter()
+    res = llm.generate(list(prompts), params, use_tqdm=progress)
+    dt = (time.perf_counter() - t0) / max(len(prompts), 1)
+    return [Generation(r.outputs[0].text, len(r.outputs[0].token_ids), dt) for r in res]
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Load a predictions JSONL written by `predict` (unparsable rows have pred = None)."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=list(PRED_COLUMNS))
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                # a run killed mid-write leaves at most a partial last line: report and skip it
+                log.warning("%s, line %d: partial row skipped (interrupted write); it will be recomputed", path, lineno)
+    return pd.DataFrame(rows, columns=list(PRED_COLUMNS)) if rows else pd.DataFrame(columns=list(PRED_COLUMNS))
+
+
+def predict(
+    items: pd.DataFrame,
+    spec: DatasetSpec,
+    model: Any,
+    tokenizer: Any,
+    out_path: str | Path,
+    method: str = "zero_shot",
+    model_name: str = "",
+    variant: Variant = "paper",
+    prefill: bool = False,
+    batch_size: int = 32,
+    max_new_tokens: int | None = None,
+    backend: Backend = "auto",
+    cache: Cache = "auto",
+    constrained: bool = False,
+    chunk_size: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Predict a distribution for every item, appending rows to `out_path` (JSONL) as batches finish.
+
+    Ids already in `out_path` are skipped (resume). Returns the whole predictions table.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    done = set(read_predictions(out_path)["id"].astype(str))
+    todo = items[~items["id"].astype(str).isin(done)]
+    if len(done):
+        log.info("%s: %d ids done, %d to go", out_path.name, len(done), len(todo))
+    pre = prefill_text(spec) if prefill else ""
+    max_new = max_new_tokens or max_new_tokens_for(variant)
+    processor = None
+    if constrained:
+        from transformers import LogitsProcessorList
+
+        from shala_lib.constrained import JsonDistributionProcessor
+
+        processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill=pre)])
+    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available() and not constrained)
+    chunk = chunk_size or max(batch_size * 4, 64)
+    bar = tqdm(total=len(todo), desc=f"{method}/{spec.name}", unit="item", disable=not progress)
+    for start in range(0, len(todo), chunk):
+        part = todo.iloc[start : start + chunk]
+        prompts = [format_prompt(tokenizer, build_messages(spec, row, variant), pre) for _, row in part.iterrows()]
+        if use_vllm:
+            gens = generate_vllm(str(getattr(model, "name_or_path", model_name)), prompts, max_new, progress=False)
+        else:
+            gens = generate_hf(
+                model,
+                tokenizer,
+                prompts,
+                max_new,
+                batch_size=batch_size,
+                cache=cache,
+                logits_processor=processor,
+                progress=False,
+            )
+        with open(out_path, "a", encoding="utf-8") as fh:
+            for item_id, g in zip(part["id"].astype(str), gens):
+                res = parse_distribution(pre + g.text, spec)
+                fh.write(
+                    json.dumps(
+                        {
+                            "id": item_id,
+                            "method": method,
+                            "model": model_name,
+                            "variant": variant,
+                            "prefill": pre,
+                            "raw_text": g.text,
+                            "status": res.status,
+                            "pred": res.dist.tolist() if res.usable else None,
+                            "n_tokens": g.n_tokens,
+                            "latency_s": round(g.latency_s, 6),
+                        }
+                    )
+                    + "\n"
+                )
+        bar.update(len(part))
+    bar.close()
+    table = read_predictions(out_path)
+    n_bad = int((~table["status"].isin(["ok", "renormalized"])).sum())
+    if n_bad:
+        log.warning(
+            "%s: %d of %d outputs unparsable: %s",
+            out_path.name,
+            n_bad,
+            len(table),
+            table.loc[~table["status"].isin(["ok", "renormalized"]), "status"].value_counts().to_dict(),
+        )
+    return table
+
+
+def attach_gold(
+    preds: pd.DataFrame, items: pd.DataFrame, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(pred array with NaN rows for unparsable, gold array, merged table) aligned on id."""
+    merged = items.merge(preds.drop(columns=[c for c in ("dataset",) if c in preds.columns]), on="id", how="inner")
+    if len(merged) < len(preds):
+        raise ValueError(f"{len(preds) - len(merged)} prediction id(s) are not in the gold table")
+    pred = np.full((len(merged), n_classes), np.nan)
+    for i, p in enumerate(merged["pred"]):
+        if p is not None and not (isinstance(p, float) and np.isnan(p)):
+            pred[i] = np.asarray(p, dtype=float)
+    gold = np.asarray(merged["dist"].tolist(), dtype=float)
+    return pred, gold, merged
