@@ -91,6 +91,7 @@ def make_reward_func(
     spec: DatasetSpec,
     prefill: str = "",
     target_column: str = "target",
+    on_scored: Callable[[dict[str, Any], list[str], list[float], list[str]], None] | None = None,
 ) -> Callable[..., list[float]]:
     """A TRL `GRPOTrainer` reward function for `method`.
 
@@ -98,7 +99,8 @@ def make_reward_func(
     the target distribution comes from the dataset column `target_column`. `prefill` is the
     text the assistant turn was started with (it is prepended before parsing). Parse statuses
     go to TRL's completions table and the unparsable rate to its metrics when TRL passes
-    `log_extra` / `log_metric`.
+    `log_extra` / `log_metric`. `on_scored(kwargs, texts, rewards, statuses)` sees every scored
+    batch (the training loop uses it to save sampled completions with their rewards).
     """
     if method not in REWARD_ARRAYS:
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
@@ -110,8 +112,9 @@ def make_reward_func(
         targets = np.asarray(kwargs[target_column], dtype=float)
         preds = np.full((len(completions), spec.n_classes), np.nan)
         statuses = []
-        for i, c in enumerate(completions):
-            res = parse_distribution(prefill + completion_text(c), spec)
+        texts = [completion_text(c) for c in completions]
+        for i, text in enumerate(texts):
+            res = parse_distribution(prefill + text, spec)
             statuses.append(res.status)
             if res.usable:
                 preds[i] = res.dist
@@ -120,7 +123,10 @@ def make_reward_func(
             kwargs["log_extra"]("parse_status", statuses)
         if callable(kwargs.get("log_metric")):
             kwargs["log_metric"]("parse_fail_rate", float(np.mean([s not in ("ok", "renormalized") for s in statuses])))
-        return rewards.astype(float).tolist()
+        out = rewards.astype(float).tolist()
+        if on_scored is not None:
+            on_scored(kwargs, texts, out, statuses)
+        return out
 
     reward.__name__ = f"{method}_reward"
     reward.__qualname__ = reward.__name__

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU measurements quoted in the README and issue notes, in stages (one device call each).
+#   setup  : install carried wheels (.whl/) into /tmp/site
+#   model  : join the embedded GGUF from /tmp/parts + .modelparts/, check sha256, convert
+#   bench  : inference benchmark, zero-shot predictions on ChaosNLI test, GRPO step benchmark
+#   train  : one epoch of SHALA / w/o Ambi-En / MLS with SmolLM2 (in parallel), then ZeRO-3 check
+# Outputs go to $OUT (or ./gpu_out). Data: SHALA_DATA_DIR (carry a copy, e.g. .gpu/data).
+set -euo pipefail
+stage=$1
+OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export SHALA_CACHE_DIR=/tmp/shala_cache SHALA_EMBEDDED_GGUF=/tmp/SmolLM2-135M-Instruct.Q4_1.gguf
+export SHALA_DATA_DIR=${SHALA_DATA_DIR:-$PWD/.gpu/data}
+case $stage in
+setup)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  DS_BUILD_OPS=0 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target /tmp/site .whl/deepspeed-*.tar.gz
+  mkdir -p /tmp/parts && cp .modelparts/part_00 /tmp/parts/
+  python3 -c "import trl, datasets, deepspeed, torch, transformers; print('trl', trl.__version__, 'ds', deepspeed.__version__, 'tf', transformers.__version__, torch.cuda.get_device_name())"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv ;;
+model)
+  cp .modelparts/part_01 /tmp/parts/
+  cat /tmp/parts/part_* > "$SHALA_EMBEDDED_GGUF"
+  echo "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53  $SHALA_EMBEDDED_GGUF" | sha256sum -c
+  python3 -c "from shala_lib.models import embedded_model_dir; print(embedded_model_dir())" ;;
+bench)
+  python3 benchmarks/inference.py --device cuda --items 512 --loop-items 8 --batch 64 --ours-batch 256 --warmup \
+    --max-new-tokens 64 2>"$OUT/inference.err" | tee "$OUT/inference.json"
+  python3 -m shala_lib.zero_shot --out "$OUT" --batch-size 256 2>"$OUT/zero_shot.err" | tee "$OUT/zero_shot.txt"
+  python3 benchmarks/grpo_step.py --steps 10 --steps-per-generation 8 2>"$OUT/grpo_step.err" | tee "$OUT/grpo_step.json" ;;
+train)
+  for m in shala shala_no_ambi mls; do
+    python3 -m shala_lib.train configs/chaosnli_smollm2.yaml --set method=$m name=smollm2_$m output_dir=/tmp/runs \
+      > "$OUT/train_$m.log" 2>&1 &
+  done
+  wait
+  for m in shala shala_no_ambi mls; do tail -c 1500 "$OUT/train_$m.log"; cp /tmp/runs/smollm2_$m/metrics.csv "$OUT/metrics_$m.csv" || true; done ;;
+zero3)
+  timeout 280 accelerate launch --config_file configs/accelerate_zero3.yaml --num_processes 1 -m shala_lib.train \
+    configs/chaosnli_smollm2.yaml --set name=zero3 output_dir=/tmp/runs_z3 max_train_items=96 eval_split=null \
+    prompts_per_step=4 grpo.per_device_train_batch_size=16 grpo.max_steps=6 grpo.max_completion_length=128 \
+    grpo.save_steps=1000 > "$OUT/zero3.log" 2>&1 || echo "zero3 exit $?"
+  grep -E "step_time|train_runtime|error|Error" "$OUT/zero3.log" | tail -15
+  nvidia-smi --query-gpu=memory.used --format=csv ;;
+esac

@@ -1,0 +1,125 @@
+"""`ExperimentConfig`: one dataclass per GRPO experiment, serialised to and from YAML.
+
+The `grpo` mapping passes through to TRL's `GRPOConfig` untouched, so every TRL field stays
+reachable. `paper_grpo()` gives the paper's values (App. D.2) with the batch semantics made
+explicit: 4 prompts x 4 rollouts per optimizer step on any GPU count (see README, "Decisions").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shala_lib.models import EMBEDDED
+
+
+def paper_grpo() -> dict[str, Any]:
+    """The paper's GRPO hyperparameters; TRL defaults for everything else."""
+    return {
+        "learning_rate": 1e-6,
+        "optim": "adamw_torch",
+        "num_generations": 4,
+        "temperature": 1.2,
+        "max_completion_length": 128,
+        "beta": 0.0,
+        "per_device_train_batch_size": 4,  # completions (TRL >= 0.16 semantics)
+        "scale_rewards": "group",  # TRL default, stated explicitly: the faithful choice
+        "logging_steps": 1,
+        "save_steps": 100,
+        "num_train_epochs": 1,
+    }
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "shala_chaosnli"
+    dataset: str = "chaosnli"
+    subset: str | None = None
+    data_dir: str | None = None
+    seed: int = 42
+    model: str = EMBEDDED
+    method: str = "shala"  # shala | shala_no_ambi | mls
+    prompt_variant: str = "paper"
+    prefill: bool = False
+    output_dir: str = "runs/train"
+    prompts_per_step: int = 4  # prompts per optimizer step, summed over GPUs
+    max_train_items: int | None = None
+    max_eval_items: int | None = None
+    eval_split: str = "test"
+    eval_batch_size: int = 64
+    val_every: int = 0  # steps between validation-JSD checks (0: off)
+    val_items: int = 32
+    zero_std_warn: float = 0.8  # warn when frac_reward_zero_std stays above this
+    zero_std_window: int = 10
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_target_modules: str | list[str] = "all-linear"
+    device: str = "auto"  # auto | cpu | cuda
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    grpo: dict[str, Any] = field(default_factory=paper_grpo)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(asdict(self), sort_keys=False)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown config key(s) {unknown}; known: {sorted(known)}")
+        grpo = {**paper_grpo(), **(data.get("grpo") or {})}
+        cfg = cls(**{**data, "grpo": grpo})
+        cfg.validate(source)
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        return cls.from_dict(data, source=str(path))
+
+    def with_overrides(self, overrides: list[str]) -> ExperimentConfig:
+        """Apply `key=value` overrides (`grpo.learning_rate=1e-5` reaches into `grpo`)."""
+        data = asdict(self)
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} must look like key=value")
+            key, raw = item.split("=", 1)
+            value = yaml.safe_load(raw)
+            if key.startswith("grpo."):
+                data["grpo"][key[5:]] = value
+            else:
+                data[key] = value
+        return ExperimentConfig.from_dict(data, source="overrides")
+
+    def validate(self, source: str = "config") -> None:
+        from shala_lib.rewards import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"{source}: method must be one of {METHODS}, got {self.method!r}")
+        if self.prompt_variant not in ("paper", "reasoning"):
+            raise ValueError(f"{source}: prompt_variant must be 'paper' or 'reasoning'")
+        g = int(self.grpo.get("num_generations", 8))
+        if g < 2:
+            raise ValueError(f"{source}: grpo.num_generations must be >= 2 (GRPO needs a group)")
+        if self.grpo.get("scale_rewards") not in ("group", "batch", "none", True, False):
+            raise ValueError(f"{source}: grpo.scale_rewards must be group, batch or none")
+        gen = self.grpo.get("generation_kwargs") or {}
+        if gen.get("do_sample") is False:
+            raise ValueError(
+                f"{source}: greedy rollouts give identical completions and zero advantage; "
+                "greedy decoding is for evaluation only"
+            )

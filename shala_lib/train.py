@@ -1,0 +1,378 @@
+"""GRPO training of SHALA, SHALA w/o Ambi-En and MLS on TRL's `GRPOTrainer`.
+
+    python -m shala_lib.train CONFIG.yaml [--resume] [--set grpo.max_steps=10 ...]
+    accelerate launch --config_file configs/accelerate_zero3.yaml --num_processes 2 \
+        -m shala_lib.train CONFIG.yaml          # multi-GPU, DeepSpeed ZeRO-3
+
+Writes into `<output_dir>/<name>/`: checkpoints (`checkpoint-N/`), `final/`, `metrics.csv`,
+TensorBoard logs, `completions.parquet` (sampled completions with rewards and parse status),
+`effective_config.yaml` (the experiment, the full effective GRPOConfig and package versions),
+and after training the test-split predictions and metrics, like the zero-shot ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from shala_lib.config import ExperimentConfig
+from shala_lib.models import format_prompt, load_tokenizer, resolve_model
+from shala_lib.prompts import build_messages, prefill_text
+from shala_lib.rewards import make_reward_func
+from shala_lib.specs import DatasetSpec, get_spec
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Loss or gradient norm became NaN/inf; training stopped and the last good checkpoint kept."""
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_table(cfg: ExperimentConfig) -> pd.DataFrame:
+    from shala_lib.datasets import load
+
+    return load(cfg.dataset, subset=cfg.subset, data_dir=cfg.data_dir, seed=cfg.seed)
+
+
+def build_dataset(
+    table: pd.DataFrame, spec: DatasetSpec, split: str, cfg: ExperimentConfig, tokenizer: Any, limit: int | None = None
+) -> Any:
+    """A `datasets.Dataset` with `prompt` (chat template applied, prefill appended), the target
+    distribution `target` that the reward functions read, and `id` / `ambiguity_level`."""
+    from datasets import Dataset
+
+    part = table[table["split"] == split]
+    if limit is not None:
+        part = part.sample(n=min(limit, len(part)), random_state=cfg.seed).sort_values("id", kind="stable")
+    if len(part) == 0:
+        raise ValueError(f"{cfg.dataset}: split {split!r} is empty")
+    pre = prefill_text(spec) if cfg.prefill else ""
+    prompts = [
+        format_prompt(tokenizer, build_messages(spec, row, cfg.prompt_variant), pre) for _, row in part.iterrows()
+    ]
+    return Dataset.from_dict(
+        {
+            "prompt": prompts,
+            "target": [list(map(float, d)) for d in part["dist"]],
+            "id": part["id"].astype(str).tolist(),
+            "ambiguity_level": part["ambiguity_level"].astype(str).tolist(),
+        }
+    )
+
+
+def grpo_config(cfg: ExperimentConfig, on_cpu: bool) -> Any:
+    """TRL GRPOConfig from the experiment: `prompts_per_step` prompts x num_generations rollouts
+    per optimizer step, whatever the GPU count (gradient accumulation absorbs the difference)."""
+    from trl import GRPOConfig
+
+    g = dict(cfg.grpo)
+    n_gen = int(g.get("num_generations", 8))
+    per_device = int(g.get("per_device_train_batch_size", 8))
+    if "gradient_accumulation_steps" not in g:
+        total = cfg.prompts_per_step * n_gen
+        denom = per_device * world_size()
+        if total % denom:
+            raise ValueError(
+                f"{cfg.prompts_per_step} prompts x {n_gen} rollouts = {total} completions per step cannot be split "
+                f"into per-device batches of {per_device} on {world_size()} process(es); change "
+                "grpo.per_device_train_batch_size or prompts_per_step"
+            )
+        g["gradient_accumulation_steps"] = max(1, total // denom)
+    g.setdefault("output_dir", str(cfg.run_dir))
+    g.setdefault("seed", cfg.seed)
+    g.setdefault("report_to", cfg.report_to)
+    g.setdefault("remove_unused_columns", False)
+    if on_cpu:
+        g.update(use_cpu=True, bf16=False, fp16=False)
+        g.setdefault("gradient_checkpointing", False)
+    else:
+        g.setdefault("bf16", True)  # autocast; weights stay fp32 (model_init_kwargs below)
+    g.setdefault("model_init_kwargs", {"dtype": "float32"})
+    known = set(GRPOConfig.__dataclass_fields__)
+    unknown = sorted(set(g) - known)
+    if unknown:
+        raise ValueError(f"grpo: unknown GRPOConfig field(s) {unknown}")
+    return GRPOConfig(**g)
+
+
+class CompletionLog:
+    """Collects sampled completions with rewards, written to parquet for inspection notebooks."""
+
+    def __init__(self, path: Path, method: str):
+        self.path, self.method, self.rows = path, method, []
+
+    def __call__(self, kwargs: dict[str, Any], texts: list[str], rewards: list[float], statuses: list[str]) -> None:
+        state = kwargs.get("trainer_state")
+        step = int(state.global_step) if state is not None else -1
+        ids = kwargs.get("id") or [""] * len(texts)
+        levels = kwargs.get("ambiguity_level") or [""] * len(texts)
+        for i, text in enumerate(texts):
+            self.rows.append(
+                {
+                    "step": step,
+                    "method": self.method,
+                    "id": ids[i],
+                    "ambiguity_level": levels[i],
+                    "completion": text,
+                    "reward": rewards[i],
+                    "status": statuses[i],
+                }
+            )
+
+    def flush(self) -> None:
+        if self.rows:
+            new = pd.DataFrame(self.rows)
+            if self.path.is_file():
+                new = pd.concat([pd.read_parquet(self.path), new], ignore_index=True)
+            new.to_parquet(self.path, index=False)
+            self.rows = []
+
+
+def make_callbacks(cfg: ExperimentConfig, completions: CompletionLog) -> list[Any]:
+    from transformers import TrainerCallback
+
+    class Guard(TrainerCallback):
+        """NaN/inf guard, zero-variance warning, CSV metrics, completion flushing."""
+
+        def __init__(self) -> None:
+            self.tripped: tuple[int, str, float] | None = None
+            self.zero_std: collections.deque[float] = collections.deque(maxlen=cfg.zero_std_window)
+            self.warned = False
+            self.rows: list[dict[str, Any]] = []
+            self.csv = cfg.run_dir / "metrics.csv"
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            logs = logs or {}
+            for key in ("loss", "grad_norm"):
+                v = logs.get(key)
+                if isinstance(v, int | float) and not math.isfinite(v):
+                    self.tripped = (state.global_step, key, float(v))
+                    control.should_training_stop = True
+                    control.should_save = False
+            if "frac_reward_zero_std" in logs:
+                self.zero_std.append(float(logs["frac_reward_zero_std"]))
+                if (
+                    len(self.zero_std) == self.zero_std.maxlen
+                    and np.mean(self.zero_std) > cfg.zero_std_warn
+                    and not self.warned
+                ):
+                    msg = (
+                        f"frac_reward_zero_std averaged {np.mean(self.zero_std):.2f} over the last "
+                        f"{len(self.zero_std)} logs: most reward groups have zero variance and GRPO learns "
+                        "nothing from them (check parse rate, temperature, unanimous items)"
+                    )
+                    warnings.warn(msg, stacklevel=2)
+                    log.warning(msg)
+                    self.warned = True
+            if is_main_process() and logs:
+                self.rows.append(
+                    {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, int | float | str)}}
+                )
+                keys = list(dict.fromkeys(k for r in self.rows for k in r))
+                with open(self.csv, "w", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=keys)
+                    w.writeheader()
+                    w.writerows(self.rows)
+            completions.flush()
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            completions.flush()
+
+    return [Guard()]
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return ckpts[-1] if ckpts else None
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("trl", "transformers", "torch", "accelerate", "datasets", "deepspeed", "peft"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def write_effective_config(cfg: ExperimentConfig, args: Any) -> Path:
+    eff = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool | list | dict | None)}
+    doc = {
+        "experiment": asdict(cfg),
+        "grpo_effective": eff,
+        "world_size": world_size(),
+        "versions": _versions(),
+        "notes": {
+            "loss_type": args.loss_type,
+            "scale_rewards": args.scale_rewards,
+            "importance_sampling_level": args.importance_sampling_level,
+            "generation_batch_size": args.generation_batch_size,
+            "prompts_per_optimizer_step": args.generation_batch_size
+            // args.num_generations
+            * args.steps_per_generation
+            // max(args.steps_per_generation, 1),
+        },
+    }
+    path = cfg.run_dir / "effective_config.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    """Run GRPO for one experiment; returns paths and the post-training test metrics."""
+    import torch
+    from trl import GRPOTrainer
+
+    spec = get_spec(cfg.dataset)
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.to_yaml(cfg.run_dir / "experiment.yaml")
+    model_path = resolve_model(cfg.model)
+    tok = load_tokenizer(model_path)
+    table = load_table(cfg)
+    train_ds = build_dataset(table, spec, "train", cfg, tok, cfg.max_train_items)
+    args = grpo_config(cfg, on_cpu)
+    completions = CompletionLog(cfg.run_dir / "completions.parquet", cfg.method)
+    reward = make_reward_func(
+        cfg.method, spec, prefill=prefill_text(spec) if cfg.prefill else "", on_scored=completions
+    )
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"
+        )
+    callbacks = make_callbacks(cfg, completions)
+    trainer = GRPOTrainer(
+        model=model_path,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=train_ds,
+        processing_class=tok,
+        callbacks=callbacks,
+        peft_config=peft_config,
+    )
+    if is_main_process():
+        write_effective_config(cfg, trainer.args)
+    ckpt = last_checkpoint(cfg.run_dir) if resume else None
+    if resume and ckpt is None:
+        log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.run_dir)
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    guard = callbacks[0]
+    if guard.tripped is not None:
+        step, key, value = guard.tripped
+        good = last_checkpoint(cfg.run_dir)
+        raise NonFiniteTrainingError(
+            f"{key} = {value} at step {step}; training stopped. Last good checkpoint: {good or 'none'}. "
+            "Lower the learning rate, keep fp32 master weights (bf16 autocast), or check the rewards."
+        )
+    final = cfg.run_dir / "final"
+    trainer.save_model(str(final))
+    if is_main_process():
+        tok.save_pretrained(final)
+    result: dict[str, Any] = {
+        "run_dir": str(cfg.run_dir),
+        "final": str(final),
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": round(float(trainer.state.log_history[-1].get("train_runtime", 0)), 1),
+    }
+    if torch.cuda.is_available():
+        result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    del trainer
+    if is_main_process() and cfg.eval_split:
+        result["metrics"] = evaluate_checkpoint(cfg, final, table)
+    return result
+
+
+def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Greedy test-split predictions of a checkpoint (as the paper), stored like zero-shot ones."""
+    from shala_lib.inference import attach_gold, predict
+    from shala_lib.metrics import evaluate
+    from shala_lib.models import load_model
+
+    spec = get_spec(cfg.dataset)
+    table = load_table(cfg) if table is None else table
+    items = table[table["split"] == cfg.eval_split]
+    if cfg.max_eval_items is not None:
+        items = items.head(cfg.max_eval_items)
+    model, tok = load_model(str(model_dir), device=cfg.device)
+    if cfg.lora:
+        from peft import PeftModel
+
+        base, tok = load_model(resolve_model(cfg.model), device=cfg.device)
+        model = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
+    out = cfg.run_dir / f"predictions_{cfg.eval_split}.jsonl"
+    preds = predict(
+        items,
+        spec,
+        model,
+        tok,
+        out,
+        method=cfg.method,
+        model_name=cfg.name,
+        variant=cfg.prompt_variant,
+        prefill=cfg.prefill,
+        batch_size=cfg.eval_batch_size,
+        max_new_tokens=int(cfg.grpo.get("max_completion_length", 128)),
+    )
+    pred, gold, _ = attach_gold(preds, items, spec.n_classes)
+    metrics = evaluate(pred, gold, spec.classes)
+    (cfg.run_dir / f"metrics_{cfg.eval_split}.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="shala-train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("config", help="experiment YAML (see configs/)")
+    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run dir")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys, e.g. method=mls grpo.max_steps=10",
+    )
+    ap.add_argument("--eval-only", action="store_true", help="only evaluate <run_dir>/final")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = ExperimentConfig.from_yaml(args.config).with_overrides(args.set)
+    if args.eval_only:
+        print(json.dumps(evaluate_checkpoint(cfg, cfg.run_dir / "final"), indent=2))
+        return 0
+    try:
+        result = train(cfg, resume=args.resume)
+    except NonFiniteTrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
