@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     model, tok = load_model(args.model, device=args.device)
     df = load("chaosnli")
-    items = df[df["split"] == "test"].head(args.items)
+    items = df.sort_values("split", kind="stable").head(args.items)  # test first, then train/validation
     prompts = [format_prompt(tok, build_messages(CHAOSNLI, r)) for _, r in items.iterrows()]
     dev = next(model.parameters()).device
     res = {

@@ -33,6 +33,18 @@ def paper_grpo() -> dict[str, Any]:
     }
 
 
+def _parse_value(raw: str) -> Any:
+    """YAML scalar, except that YAML 1.1 reads `1e-5` as a string: numbers in any float syntax
+    become floats."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 @dataclass
 class ExperimentConfig:
     name: str = "shala_chaosnli"
@@ -98,7 +110,7 @@ class ExperimentConfig:
             if "=" not in item:
                 raise ValueError(f"override {item!r} must look like key=value")
             key, raw = item.split("=", 1)
-            value = yaml.safe_load(raw)
+            value = _parse_value(raw)
             if key.startswith("grpo."):
                 data["grpo"][key[5:]] = value
             else:

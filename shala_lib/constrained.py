@@ -1,7 +1,7 @@
 """Constrained decoding to the JSON shape {"k1": N, "k2": N, ...} (an option for small models).
 
 A logits processor that only allows tokens keeping the generated text a prefix of
-`{"k1": N, "k2": N, ..., "kC": N}` with N a number in [0, 1] written with up to 4 decimals,
+`{"k1": N, "k2": N, ..., "kC": N}` with N a number in [0, 1] written with up to 2 decimals,
 then the end-of-sequence token. Keys are the spec's prompt keys, in order.
 """
 
@@ -14,8 +14,8 @@ import torch
 
 from shala_lib.specs import DatasetSpec
 
-_NUM_PREFIX = re.compile(r"^(?:0(?:\.\d{0,4})?|1(?:\.0{0,4})?)?$")
-_NUM_FULL = re.compile(r"^(?:0(?:\.\d{1,4})?|1(?:\.0{1,4})?)$")
+_NUM_PREFIX = re.compile(r"^(?:0(?:\.\d{0,2})?|1(?:\.0{0,2})?)?$")
+_NUM_FULL = re.compile(r"^(?:0(?:\.\d{1,2})?|1(?:\.0{1,2})?)$")
 
 
 def segments(spec: DatasetSpec) -> list[str]:

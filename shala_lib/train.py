@@ -118,7 +118,11 @@ def grpo_config(cfg: ExperimentConfig, on_cpu: bool) -> Any:
 
 
 class CompletionLog:
-    """Collects sampled completions with rewards, written to parquet for inspection notebooks."""
+    """Collects sampled completions with rewards, written to parquet for inspection notebooks.
+
+    `step` is the number of optimizer steps completed when the completion was sampled (TRL's
+    `trainer_state.global_step`), so completions of step s appear in the logs of step s + 1.
+    """
 
     def __init__(self, path: Path, method: str):
         self.path, self.method, self.rows = path, method, []
@@ -154,7 +158,7 @@ def make_callbacks(cfg: ExperimentConfig, completions: CompletionLog) -> list[An
     from transformers import TrainerCallback
 
     class Guard(TrainerCallback):
-        """NaN/inf guard, zero-variance warning, CSV metrics, completion flushing."""
+        """NaN/inf guard (loss, grad norm, weights), zero-variance warning, CSV metrics, completion flushing."""
 
         def __init__(self) -> None:
             self.tripped: tuple[int, str, float] | None = None
@@ -196,6 +200,20 @@ def make_callbacks(cfg: ExperimentConfig, completions: CompletionLog) -> list[An
                     w.writeheader()
                     w.writerows(self.rows)
             completions.flush()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            """Weights made non-finite by the last update would crash the next rollout's sampling
+            ('probability tensor contains inf/nan'): stop before saving or sampling with them."""
+            if model is None or self.tripped is not None:
+                return
+            import torch
+
+            with torch.no_grad():
+                bad = any(not bool(torch.isfinite(p).all()) for p in model.parameters() if p.numel())
+            if bad:
+                self.tripped = (state.global_step, "parameters", float("nan"))
+                control.should_training_stop = True
+                control.should_save = False
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             completions.flush()
