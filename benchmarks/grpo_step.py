@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from typing import Any
 
@@ -42,7 +43,7 @@ def timed_run(model_path: str, grpo: dict[str, Any], steps: int, on_cpu: bool, p
             stamps.append(time.perf_counter())
 
     args = GRPOConfig(
-        output_dir="/tmp/grpo_bench",
+        output_dir=tempfile.mkdtemp(prefix="grpo_bench_"),
         max_steps=steps,
         report_to=[],
         save_strategy="no",

@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · GRPO training: SHALA, SHALA w/o Ambi-En, MLS
+# Each method is trained with TRL's `GRPOTrainer` in a **subprocess** (`python -m shala_lib.train`,
+# or `accelerate launch` with DeepSpeed ZeRO-3 on several GPUs), so this kernel survives and
+# papermill can run it headless. The log streams into a progress bar; the curves come from the
+# run's `metrics.csv`; after training each checkpoint is evaluated greedily on the test split.
+# Without a GPU the CPU smoke configuration runs instead (a few steps: a pipeline check, not a result).
+
+# %% tags=["parameters"]
+CONFIG = "configs/chaosnli_smollm2.yaml"  # experiment YAML (see configs/)
+METHODS = ["shala", "shala_no_ambi", "mls"]
+PROFILE = "smoke"  # smoke: CPU-sized overrides below are applied when no GPU is present
+GPUS = None  # None: all visible GPUs
+OUTPUT_DIR = "runs/train"
+OVERRIDES = []  # extra overrides for every method, as key=value strings
+CPU_OVERRIDES = [
+    "device=cpu",
+    "max_train_items=16",
+    "max_eval_items=16",
+    "eval_batch_size=16",
+    "prompts_per_step=2",
+    "grpo.per_device_train_batch_size=8",
+    "grpo.max_steps=2",
+    "grpo.max_completion_length=24",
+    "grpo.save_steps=2",
+    "report_to=[]",
+]  # noqa: E501
+RESULTS_DIR = "results"
+FIGURES_DIR = "figures"
+
+# %%
+import json
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from shala_lib.config import ExperimentConfig
+from shala_lib.dispatch import gpu_count, run_streaming, training_command
+from shala_lib.plots import plot_training_curves, save_figure
+from shala_lib.prepare import write_table
+
+gpus = gpu_count() if GPUS is None else GPUS
+extra = list(OVERRIDES)
+if gpus == 0:
+    display(Markdown("**No GPU here**: running the CPU smoke configuration (" + ", ".join(CPU_OVERRIDES) + ")."))
+    extra += CPU_OVERRIDES
+base = ExperimentConfig.from_yaml(CONFIG)
+runs = {}
+for method in METHODS:
+    name = f"{base.name}_{method}_{PROFILE}"
+    overrides = [f"method={method}", f"name={name}", f"output_dir={OUTPUT_DIR}", *extra]
+    cmd = training_command(CONFIG, overrides, gpus=gpus)
+    print(" ".join(cmd))
+    run_streaming(cmd, Path(OUTPUT_DIR) / f"{name}.log", desc=method)
+    runs[method] = Path(OUTPUT_DIR) / name
+
+# %% [markdown]
+# ## Training curves (reward, reward spread, unparsable fraction, zero-variance groups)
+
+# %%
+metrics = pd.concat([pd.read_csv(d / "metrics.csv").assign(method=m) for m, d in runs.items()], ignore_index=True)
+fig = plot_training_curves(metrics, title=f"GRPO on {base.dataset} ({PROFILE})")
+save_figure(fig, FIGURES_DIR, f"fig_training_curves_{base.dataset}_{PROFILE}")
+fig
+
+# %% [markdown]
+# ## Test-split metrics of each trained checkpoint (greedy decoding, as the paper)
+
+# %%
+rows = [{"method": m, **json.loads((d / "metrics_test.json").read_text())} for m, d in runs.items()]
+table = pd.DataFrame(rows)[["method", "n", "n_unparsable", "jsd", "jsd_e", "bc", "acc", "f1", "wf1"]]
+write_table(table, RESULTS_DIR, f"grpo_{base.dataset}_{PROFILE}_test", floatfmt=".3f")
+table.round(3)

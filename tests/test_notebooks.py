@@ -1,0 +1,108 @@
+"""End-to-end notebook runs under papermill (real ChaosNLI, tiny model) and notebook hygiene."""
+
+import json
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from shala_lib.paths import project_root
+from shala_lib.reproduce import NOTEBOOKS, NotebookFailed, run_profile
+from shala_lib.tiny import build_tiny_model
+
+ROOT = project_root()
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_committed_without_outputs_and_paired(name):
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    paired = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+    assert [c.source for c in nb.cells] == [c.source for c in paired.cells], "run: jupytext --sync notebooks/*.py"
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_data, tmp_path_factory):
+    from shala_lib.datasets import load
+
+    df = load("chaosnli", data_dir=shared_data)
+    path = tmp_path_factory.mktemp("nbtiny") / "model"
+    return str(build_tiny_model(path, (df["premise"] + " " + df["hypothesis"]).tolist()[:300]))
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "tiny", "model": tiny, "prefill": True}))
+    out = tmp_path / "out"
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "t.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "01_data_preparation": {
+                    "DATASETS": ["chaosnli", "msp_podcast"],
+                    "DATA_DIR": str(shared_data),
+                    "PROCESSED_DIR": str(out / "processed"),
+                    "RESULTS_DIR": str(out / "results"),
+                    "FIGURES_DIR": str(out / "figures"),
+                },
+                "02_zero_shot_baselines": {
+                    "MODEL": tiny,
+                    "LIMIT": 4,
+                    "BATCH_SIZE": 4,
+                    "MAX_NEW_TOKENS": 8,
+                    "OUT_DIR": str(out / "zs"),
+                    "RESULTS_DIR": str(out / "results"),
+                },
+                "03_grpo_training": {
+                    "CONFIG": str(cfg),
+                    "METHODS": ["shala", "mls"],
+                    "OUTPUT_DIR": str(out / "train"),
+                    "RESULTS_DIR": str(out / "results"),
+                    "FIGURES_DIR": str(out / "figures"),
+                    "GPUS": 0,
+                },
+            }
+        )
+    )
+    written = run_profile("t", out_root=out / "runs", params_dir=params, progress=False)
+    assert [p.name for p in written] == [f"{n}.ipynb" for n in NOTEBOOKS]
+    res = out / "results"
+    # notebook 01: exact ChaosNLI statistics; MSP-Podcast reported as missing, not dropped silently
+    maj = pd.read_csv(res / "chaosnli_stats_by_majority.csv")
+    assert maj.loc[maj["dataset"] == "ChaosNLI", "count"].tolist() == [1168, 1397, 548]
+    assert pd.read_parquet(out / "processed" / "chaosnli_seed42.parquet").shape[0] == 3113
+    nb1 = json.dumps(nbformat.read(written[0], as_version=4).cells[-3]["outputs"])
+    assert "msp_podcast" in nb1 and "licensed" in nb1
+    assert (out / "figures" / "fig_chaosnli_ambiguity_distribution.png").stat().st_size > 10_000
+    # notebook 02: parse rates and baselines on the same 4 items
+    zs = pd.read_csv(res / "zero_shot_chaosnli_test.csv").set_index("method")
+    assert set(zs.index) == {"zero_shot[paper]", "zero_shot[prefill]", "uniform", "constant_mean", "majority_oracle"}
+    assert (zs["n"] == 4).all() and zs.loc["majority_oracle", "acc"] == 1.0
+    # notebook 03: both methods trained (CPU smoke overrides), curves and test metrics written
+    grpo = pd.read_csv(res / "grpo_chaosnli_smoke_test.csv")
+    assert grpo["method"].tolist() == ["shala", "mls"] and (grpo["n"] == 16).all()
+    assert (out / "train" / "tiny_shala_smoke" / "checkpoint-2").is_dir()
+    assert (out / "figures" / "fig_training_curves_chaosnli_smoke.png").stat().st_size > 10_000
+
+
+def test_runner_names_failing_notebook_and_cell(tmp_path):
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "bad.yaml").write_text(yaml.safe_dump({"01_data_preparation": {"DATASETS": ["nope"]}}))
+    with pytest.raises(NotebookFailed, match=r"01_data_preparation.ipynb failed in cell \d+ .*unknown dataset 'nope'"):
+        run_profile("bad", notebooks=["01_data_preparation"], out_root=tmp_path, params_dir=params, progress=False)
+    with pytest.raises(FileNotFoundError, match="known profiles"):
+        run_profile("missing", params_dir=params)
+
+
+def test_profiles_exist():
+    for profile in ("smoke", "paper"):
+        data = yaml.safe_load((ROOT / "papermill_params" / f"{profile}.yaml").read_text())
+        assert set(data) <= set(NOTEBOOKS)
+        assert Path(ROOT / data["03_grpo_training"]["CONFIG"]).is_file()
