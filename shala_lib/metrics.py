@@ -211,3 +211,53 @@ def format_with_change(value: float, reference: float | None, metric: str, digit
     if reference is None or value == reference:
         return f"{value:.{digits}f}"
     return f"{value:.{digits}f} ({relative_change(value, reference, metric):+.1f}%)"
+
+
+def evaluate_by(
+    pred: np.ndarray,
+    gold: np.ndarray,
+    classes: Sequence[str],
+    groups: Sequence[object] | None = None,
+    order: Sequence[object] | None = None,
+    unparsable: Unparsable = "uniform",
+) -> pd.DataFrame:
+    """Metrics overall (group 'all') and per group (ambiguity level, gold majority class, ...).
+
+    `groups` holds one label per item; `order` fixes the row order (groups absent from the data
+    are left out). Every row carries `n` and `n_unparsable`.
+    """
+    p, _ = _as_2d(pred)
+    g, _ = _as_2d(gold)
+    rows = [{"group": "all", **evaluate(p, g, classes, unparsable)}]
+    if groups is not None:
+        labels = np.asarray(list(groups), dtype=object)
+        if len(labels) != len(p):
+            raise ValueError(f"{len(labels)} group labels for {len(p)} items")
+        keys = list(order) if order is not None else sorted(set(labels.tolist()), key=str)
+        for key in keys:
+            mask = labels == key
+            if mask.any():
+                rows.append({"group": key, **evaluate(p[mask], g[mask], classes, unparsable)})
+    return pd.DataFrame(rows)
+
+
+def relative_table(
+    table: pd.DataFrame,
+    reference: str,
+    metrics: Sequence[str] = ("jsd", "bc", "acc", "f1", "wf1"),
+    method_col: str = "method",
+    digits: int = 3,
+) -> pd.DataFrame:
+    """Each method's metrics with the change against `reference` in brackets (paper Table 1)."""
+    if reference not in set(table[method_col]):
+        raise ValueError(f"reference method {reference!r} not in the table ({sorted(table[method_col])})")
+    ref = table.set_index(method_col).loc[reference]
+    out = table[[method_col]].copy()
+    for m in metrics:
+        out[METRIC_LABELS.get(m, m)] = [
+            format_with_change(v, None if meth == reference else float(ref[m]), m, digits)
+            for meth, v in zip(table[method_col], table[m])
+        ]
+    if "n_unparsable" in table.columns:
+        out["unparsable"] = table["n_unparsable"].astype(int).to_numpy()
+    return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import importlib.util
 import json
 import logging
 import math
@@ -109,6 +110,8 @@ def grpo_config(cfg: ExperimentConfig, on_cpu: bool) -> Any:
         g.setdefault("gradient_checkpointing", False)
     else:
         g.setdefault("bf16", True)  # autocast; weights stay fp32 (model_init_kwargs below)
+        if "use_vllm" not in g and importlib.util.find_spec("vllm") is not None:
+            g.update(use_vllm=True, vllm_mode=g.get("vllm_mode", "colocate"))  # fastest rollouts when installed
     g.setdefault("model_init_kwargs", {"dtype": "float32"})
     known = set(GRPOConfig.__dataclass_fields__)
     unknown = sorted(set(g) - known)
@@ -154,7 +157,14 @@ class CompletionLog:
             self.rows = []
 
 
-def make_callbacks(cfg: ExperimentConfig, completions: CompletionLog) -> list[Any]:
+def make_callbacks(
+    cfg: ExperimentConfig,
+    completions: CompletionLog,
+    val_set: tuple[list[str], str, np.ndarray] | None = None,
+    spec: DatasetSpec | None = None,
+    tokenizer: Any = None,
+) -> list[Any]:
+    """[guard, (validation)]: the guard always comes first."""
     from transformers import TrainerCallback
 
     class Guard(TrainerCallback):
@@ -190,16 +200,19 @@ def make_callbacks(cfg: ExperimentConfig, completions: CompletionLog) -> list[An
                     warnings.warn(msg, stacklevel=2)
                     log.warning(msg)
                     self.warned = True
-            if is_main_process() and logs:
-                self.rows.append(
-                    {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, int | float | str)}}
-                )
-                keys = list(dict.fromkeys(k for r in self.rows for k in r))
-                with open(self.csv, "w", newline="") as fh:
-                    w = csv.DictWriter(fh, fieldnames=keys)
-                    w.writeheader()
-                    w.writerows(self.rows)
+            if logs:
+                self.record(state.global_step, logs)
             completions.flush()
+
+        def record(self, step: int, values: dict[str, Any]) -> None:
+            if not is_main_process():
+                return
+            self.rows.append({"step": step, **{k: v for k, v in values.items() if isinstance(v, int | float | str)}})
+            keys = list(dict.fromkeys(k for r in self.rows for k in r))
+            with open(self.csv, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=keys)
+                w.writeheader()
+                w.writerows(self.rows)
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
             """Weights made non-finite by the last update would crash the next rollout's sampling
@@ -218,7 +231,45 @@ def make_callbacks(cfg: ExperimentConfig, completions: CompletionLog) -> list[An
         def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             completions.flush()
 
-    return [Guard()]
+    guard = Guard()
+
+    class Validation(TrainerCallback):
+        """Every `val_every` steps: greedy predictions on validation items -> val_jsd, val_parse_rate."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            if not cfg.val_every or state.global_step % cfg.val_every or model is None or val_set is None:
+                return
+            from transformers.integrations import is_deepspeed_zero3_enabled
+
+            if is_deepspeed_zero3_enabled():
+                log.warning("validation JSD is skipped under ZeRO-3 (sharded weights); use eval after training")
+                cfg.val_every = 0
+                return
+            guard.record(state.global_step, validation_metrics(model, tokenizer, spec, *val_set))
+
+    return [guard, Validation()] if cfg.val_every and val_set is not None else [guard]
+
+
+def validation_metrics(
+    model: Any, tokenizer: Any, spec: DatasetSpec, prompts: list[str], prefill: str, targets: np.ndarray
+) -> dict[str, float]:
+    """Greedy decoding on held-out prompts: mean JSD (unparsable scored uniform) and parse rate."""
+    import torch
+
+    from shala_lib.inference import generate_hf
+    from shala_lib.metrics import evaluate
+    from shala_lib.parsing import parse_many
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        gens = generate_hf(model, tokenizer, prompts, max_new_tokens=64, batch_size=64, progress=False)
+    if was_training:
+        model.train()
+    pred, statuses = parse_many([prefill + g.text for g in gens], spec)
+    res = evaluate(pred, targets, spec.classes)
+    return {"val_jsd": res["jsd"], "val_parse_rate": 1 - res["n_unparsable"] / max(res["n"], 1)}
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -286,7 +337,11 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         peft_config = LoraConfig(
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"
         )
-    callbacks = make_callbacks(cfg, completions)
+    val_set = None
+    if cfg.val_every:
+        val = build_dataset(table, spec, "validation", cfg, tok, cfg.val_items)
+        val_set = (list(val["prompt"]), prefill_text(spec) if cfg.prefill else "", np.asarray(val["target"]))
+    callbacks = make_callbacks(cfg, completions, val_set, spec, tok)
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=[reward],

@@ -230,3 +230,23 @@ def test_custom_bad_inputs(tmp_path):
     (tmp_path / "j.jsonl").write_text('{"id": "a", "text": "x", "label": "pos"}\n{oops\n')
     with pytest.raises(DataFormatError, match=r"j.jsonl, line 2: malformed JSON"):
         load("custom", path=tmp_path / "j.jsonl", classes=["pos", "neg"])
+
+
+def test_download_offline_error_and_skip_when_present(tmp_path, monkeypatch, shared_data):
+    import urllib.request
+
+    from shala_lib.datasets import download as dl
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataNotFoundError, match=r"could not download https://www.dropbox.com/.*place chaosNLI_v1.0/"):
+        dl.download("chaosnli", tmp_path)
+    # files already present are verified and skipped: no network needed
+    (tmp_path / "chaosnli").mkdir(exist_ok=True)
+    for f in ("chaosNLI_snli.jsonl", "chaosNLI_mnli_m.jsonl"):
+        (tmp_path / "chaosnli" / f).write_bytes((shared_data / "chaosnli" / f).read_bytes())
+    assert [p.name for p in dl.download("chaosnli", tmp_path)] == ["chaosNLI_snli.jsonl", "chaosNLI_mnli_m.jsonl"]
+    with pytest.raises(DataNotFoundError, match="licensed"):
+        dl.download("msp_podcast", tmp_path)

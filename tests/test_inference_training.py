@@ -203,3 +203,33 @@ def test_rewards_reach_trl_signature(tiny):
         trainer_state=None,
     )
     assert out == pytest.approx(shala_reward(np.array([[0.5, 0.5, 0]]), np.array([[0, 0.5, 0.5]])).tolist())
+
+
+@pytest.mark.slow
+def test_zero_std_warning_validation_jsd_and_lora(tiny, tmp_path):
+    """The tiny random model almost never writes parsable JSON, so reward groups have zero variance:
+    the warning fires. Validation JSD is logged every step; LoRA trains an adapter."""
+    from shala_lib.train import train
+
+    cfg = _cfg(
+        tiny,
+        tmp_path,
+        "shala",
+        eval_split="test",
+        lora=True,
+        lora_r=4,
+        lora_alpha=8,
+        val_every=1,
+        val_items=4,
+        zero_std_window=2,
+        zero_std_warn=0.5,
+        prefill=False,
+    )
+    with pytest.warns(UserWarning, match="frac_reward_zero_std averaged"):
+        res = train(cfg)
+    metrics = pd.read_csv(cfg.run_dir / "metrics.csv")
+    val = metrics.dropna(subset=["val_jsd"])
+    assert val["step"].tolist() == [1, 2, 3, 4]
+    assert ((val["val_jsd"] >= 0) & (val["val_jsd"] <= 1)).all() and (val["val_parse_rate"] <= 1).all()
+    assert (cfg.run_dir / "final" / "adapter_config.json").is_file()
+    assert res["metrics"]["n"] == 6

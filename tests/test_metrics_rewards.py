@@ -188,3 +188,38 @@ def test_bootstrap_paired_and_degradation():
         np.where(levels == "high", 0.6, 0.2) + rng.normal(0, 0.01, 300), levels, ["low", "medium", "high"]
     )
     assert trend["p_kruskal"] < 1e-10 and trend["spearman_rho"] > 0.5
+
+
+def test_evaluate_by_groups_and_relative_table():
+    import pandas as pd
+
+    from shala_lib.metrics import evaluate_by, relative_table
+
+    gold = np.array([[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
+    pred = np.array([[1.0, 0.0, 0.0], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [np.nan] * 3])
+    levels = ["low", "high", "high", "low"]
+    t = evaluate_by(pred, gold, CHAOSNLI.classes, levels, order=["low", "medium", "high"]).set_index("group")
+    assert t.index.tolist() == ["all", "low", "high"]  # 'medium' has no items
+    assert t.loc["low", "n"] == 2 and t.loc["low", "n_unparsable"] == 1 and t.loc["low", "acc"] == 1.0
+    assert t.loc["high", "acc"] == 0.5
+    assert t.loc["low", "jsd"] == pytest.approx(
+        np.mean([js_distance(pred[0], gold[0]), js_distance(np.ones(3) / 3, gold[3])])
+    )
+    tab = pd.DataFrame(
+        {
+            "method": ["zero_shot", "shala"],
+            "jsd": [0.375, 0.181],
+            "bc": [0.850, 0.966],
+            "acc": [0.603, 0.768],
+            "f1": [0.473, 0.758],
+            "wf1": [0.547, 0.767],
+            "n_unparsable": [3, 0],
+        }
+    )
+    rel = relative_table(tab, "zero_shot").set_index("method")
+    assert rel.loc["shala", "JSD"] == "0.181 (+51.7%)" and rel.loc["shala", "F1"] == "0.758 (+60.3%)"
+    assert rel.loc["zero_shot", "JSD"] == "0.375" and rel.loc["zero_shot", "unparsable"] == 3
+    with pytest.raises(ValueError, match="reference method 'mls'"):
+        relative_table(tab, "mls")
+    with pytest.raises(ValueError, match="3 group labels for 4 items"):
+        evaluate_by(pred, gold, CHAOSNLI.classes, levels[:3])

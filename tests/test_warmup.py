@@ -1,0 +1,45 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shala_lib.datasets import load
+from shala_lib.models import load_model
+from shala_lib.parsing import parse_distribution
+from shala_lib.specs import CHAOSNLI, GOEMOTIONS
+from shala_lib.tiny import build_tiny_model
+from shala_lib.warmup import format_warmup, target_json, warmup_dataset
+
+
+def test_target_json_hand_cases():
+    assert target_json([1 / 3] * 3, CHAOSNLI) == '{"entailment": 0.34, "neutral": 0.33, "contradiction": 0.33}'
+    assert json.loads(target_json([0.04, 0.67, 0.29], CHAOSNLI)) == {
+        "entailment": 0.04,
+        "neutral": 0.67,
+        "contradiction": 0.29,
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.001, 1.0), min_size=7, max_size=7))
+def test_target_json_sums_to_one_and_parses_back(w):
+    p = np.asarray(w) / np.sum(w)
+    text = target_json(p, GOEMOTIONS)
+    vals = list(json.loads(text).values())
+    assert sum(round(v * 100) for v in vals) == 100
+    res = parse_distribution(text, GOEMOTIONS)
+    assert res.status == "ok" and np.abs(res.dist - p).max() <= 0.0101
+
+
+@pytest.mark.slow
+def test_warmup_on_tiny_model(shared_data, tmp_path):
+    df = load("chaosnli", data_dir=shared_data)
+    ds = warmup_dataset(df, CHAOSNLI, limit=8)
+    assert len(ds) == 8 and ds[0]["completion"][0]["role"] == "assistant"
+    tiny = build_tiny_model(tmp_path / "tiny", (df["premise"] + " " + df["hypothesis"]).tolist()[:300])
+    final = format_warmup(df, "chaosnli", tmp_path / "w", model=str(tiny), steps=2, batch_size=4, limit=8, use_cpu=True)
+    model, tok = load_model(str(final), device="cpu")
+    assert tok.padding_side == "left" and sum(p.numel() for p in model.parameters()) > 0
+    assert (tmp_path / "w" / "warmup_log.csv").is_file()
