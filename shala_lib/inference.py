@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from shala_lib.datasets.base import read_jsonl
 from shala_lib.models import format_prompt
 from shala_lib.parsing import parse_distribution
 from shala_lib.prompts import Variant, build_messages, max_new_tokens_for, prefill_text
@@ -139,16 +140,8 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         return pd.DataFrame(columns=list(PRED_COLUMNS))
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                # a run killed mid-write leaves at most a partial last line: report and skip it
-                log.warning("%s, line %d: partial row skipped (interrupted write); it will be recomputed", path, lineno)
+    # a run killed mid-write leaves at most a partial last line: it is reported, skipped, recomputed
+    rows = [rec for _, rec in read_jsonl(path, strict=False)]
     return pd.DataFrame(rows, columns=list(PRED_COLUMNS)) if rows else pd.DataFrame(columns=list(PRED_COLUMNS))
 
 

@@ -130,6 +130,28 @@ def canonical_table(
     return df
 
 
+def read_jsonl(path: str | Path, strict: bool = True) -> list[tuple[int, object]]:
+    """(line number, parsed value) for each non-blank line of a JSONL file.
+
+    strict: a malformed line raises DataFormatError naming file and line. Otherwise it is logged
+    and skipped (for files this project appends to, where a killed run can leave a partial line).
+    """
+    import json
+
+    out: list[tuple[int, object]] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as e:
+                if strict:
+                    raise DataFormatError(path, f"malformed JSON ({e.msg})", line=lineno) from None
+                log.warning("%s, line %d: malformed row skipped (%s)", path, lineno, e.msg)
+    return out
+
+
 def split_sizes(n: int, fractions: Sequence[float]) -> list[int]:
     """Sizes for a split by fractions: all but the last rounded, the last takes the rest."""
     if abs(sum(fractions) - 1.0) > 1e-9:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from shala_lib.datasets.base import DataFormatError, SkipReport, assign_splits, canonical_table
+from shala_lib.datasets.base import DataFormatError, SkipReport, assign_splits, canonical_table, read_jsonl
 from shala_lib.specs import AmbiguityScheme, custom_spec
 
 
@@ -22,15 +21,7 @@ def read_any(path: Path) -> pd.DataFrame:
         except pd.errors.ParserError as e:
             raise DataFormatError(path, f"malformed CSV: {e}") from None
     if suffix in (".jsonl", ".ndjson"):
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataFormatError(path, f"malformed JSON ({e.msg})", line=lineno) from None
+        rows = [rec for _, rec in read_jsonl(path)]
         return pd.DataFrame(rows)
     if suffix == ".parquet":
         return pd.read_parquet(path)
