@@ -24,6 +24,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "01_data_preparation",
     "02_zero_shot_baselines",
     "03_grpo_training",
+    "04_evaluation",
 )
 
 

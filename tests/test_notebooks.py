@@ -67,6 +67,15 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "FIGURES_DIR": str(out / "figures"),
                     "GPUS": 0,
                 },
+                "04_evaluation": {
+                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_chaosnli_test_zero_shot_prefill.jsonl"),
+                    "TRAIN_DIR": str(out / "train"),
+                    "RUN_PREFIX": "tiny",
+                    "METHODS": ["mls", "shala"],
+                    "N_BOOT": 20,
+                    "RESULTS_DIR": str(out / "results"),
+                    "DATA_DIR": str(shared_data),
+                },
             }
         )
     )
@@ -89,6 +98,17 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
     assert grpo["method"].tolist() == ["shala", "mls"] and (grpo["n"] == 16).all()
     assert (out / "train" / "tiny_shala_smoke" / "checkpoint-2").is_dir()
     assert (out / "figures" / "fig_training_curves_chaosnli_smoke.png").stat().st_size > 10_000
+    # notebook 04: Table 1 on the 4 items every method predicted, recomputable from the predictions
+    values = pd.read_csv(res / "table1_chaosnli_smoke_values.csv").set_index("method")
+    assert values.index.tolist() == ["zero_shot", "mls", "shala", "uniform", "constant_mean", "majority_oracle"]
+    assert (values["n"] == 4).all() and values.loc["uniform", "jsd"] == pytest.approx(zs.loc["uniform", "jsd"])
+    assert values.loc["zero_shot", "jsd"] == pytest.approx(zs.loc["zero_shot[prefill]", "jsd"])
+    assert (
+        "(+" in (res / "table1_chaosnli_smoke.md").read_text() or "(-" in (res / "table1_chaosnli_smoke.md").read_text()
+    )
+    assert "\\textbf" in (res / "table1_chaosnli_smoke.tex").read_text()
+    t2 = pd.read_csv(res / "table2_chaosnli_smoke.csv")
+    assert {"published", "ours"} == set(t2["origin"])
 
 
 def test_runner_names_failing_notebook_and_cell(tmp_path):

@@ -1,0 +1,92 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Evaluation: the paper's Table 1 and Table 2
+# Every method is scored on the **same** test items: zero-shot (notebook 02), MLS, SHALA-LLM
+# (w/o Ambi-En) and SHALA-LLM (notebook 03), beside data-only reference rows. Changes against
+# zero-shot are in brackets (+ = better); best model row bold, second underlined; the number of
+# unparsable outputs (scored as uniform) is given per row. Bootstrap 95% CIs are in a companion
+# table. Table 2 puts our numbers beside the published ones, each with its source and JSD log base.
+
+# %% tags=["parameters"]
+DATASET = "chaosnli"
+ZERO_SHOT_FILE = "runs/zero_shot/predictions_chaosnli_test_zero_shot_prefill.jsonl"  # from notebook 02
+TRAIN_DIR = "runs/train"  # from notebook 03
+RUN_PREFIX = "chaosnli_smollm2_shala"  # the config's name
+PROFILE = "smoke"
+METHODS = ["mls", "shala_no_ambi", "shala"]
+N_BOOT = 1000
+SEED = 42
+DATA_DIR = None
+RESULTS_DIR = "results"
+
+# %%
+import numpy as np
+from IPython.display import Markdown, display
+
+from shala_lib.baselines import baseline_predictions
+from shala_lib.datasets import load
+from shala_lib.prepare import write_table
+from shala_lib.rewards import METHOD_LABELS
+from shala_lib.specs import get_spec
+from shala_lib.tables import (
+    collect_prediction_files,
+    common_items,
+    confidence_table,
+    load_method_predictions,
+    metrics_rows,
+    table1,
+    table2,
+    write_table1,
+)
+
+spec = get_spec(DATASET)
+table = load(DATASET, data_dir=DATA_DIR, seed=SEED)
+files = collect_prediction_files(ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS)
+items = common_items(files, table)
+gold = np.asarray(items["dist"].tolist())
+preds = load_method_predictions(files, items, spec.n_classes)
+base = baseline_predictions(table)
+pos = table.loc[table["split"] == "test", "id"].reset_index(drop=True)
+idx = pos[pos.isin(items["id"])].index.to_numpy()
+preds.update({name: arr[idx] for name, arr in base.items()})
+scores = metrics_rows(preds, gold, spec.classes)
+print(f"{len(items)} test items scored by every method")
+
+# %% [markdown]
+# ## Table 1
+
+# %%
+t1 = table1(scores, labels=METHOD_LABELS)
+write_table1(scores, RESULTS_DIR, f"table1_{DATASET}_{PROFILE}", labels=METHOD_LABELS)
+display(Markdown(t1.to_markdown(index=False)))
+
+# %% [markdown]
+# ## Bootstrap 95% confidence intervals
+
+# %%
+ci = confidence_table(preds, gold, spec.classes, n_boot=N_BOOT, seed=SEED)
+write_table(ci, RESULTS_DIR, f"table1_{DATASET}_{PROFILE}_bootstrap_ci", floatfmt=".3f")
+ci.pivot(index="method", columns="metric", values=["ci_low", "ci_high"]).round(3)
+
+# %% [markdown]
+# ## Table 2: beside published numbers (sources and JSD log base per row; base 2 = 1.2011 × base e)
+
+# %%
+ours = scores[scores["method"].isin(["zero_shot", *METHODS])].assign(method=lambda d: d["method"].map(METHOD_LABELS))
+t2 = table2(ours, DATASET)
+write_table(t2, RESULTS_DIR, f"table2_{DATASET}_{PROFILE}", floatfmt=".3f")
+t2

@@ -1,0 +1,181 @@
+"""The paper's Table 1 (methods vs zero-shot) and Table 2 (beside published numbers).
+
+Table 1 rows: every method with predictions plus the data-only reference rows; columns JSD, BC,
+Acc, F1, W-F1 with the change against zero-shot in brackets, and the unparsable count. In the
+Markdown/LaTeX export the best model row per metric is bold and the second underlined (data-only
+rows are shown but not ranked: the oracle knows the test labels).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shala_lib.baselines import BASELINES
+from shala_lib.metrics import HIGHER_IS_BETTER, METRIC_LABELS, evaluate, format_with_change
+from shala_lib.significance import bootstrap_ci
+
+TABLE_METRICS: tuple[str, ...] = ("jsd", "bc", "acc", "f1", "wf1")
+JSD_E_TO_2 = 1.0 / math.sqrt(math.log(2.0))  # base-2 JS distance = 1.2011 x base-e
+
+
+def metrics_rows(preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """One row of metrics per method (NaN rows in a prediction array = unparsable)."""
+    return pd.DataFrame([{"method": m, **evaluate(p, gold, classes)} for m, p in preds.items()])
+
+
+def rank_marks(
+    table: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS, exclude: Sequence[str] = BASELINES
+) -> pd.DataFrame:
+    """'best' / 'second' / '' per cell, by each metric's direction, among the ranked rows."""
+    marks = pd.DataFrame("", index=table.index, columns=list(metrics))
+    ranked = table[~table["method"].isin(exclude)]
+    for m in metrics:
+        vals = ranked[m].dropna()
+        if vals.empty:
+            continue
+        order = vals.sort_values(ascending=not HIGHER_IS_BETTER[m])
+        unique = order.unique()
+        marks.loc[order.index[order == unique[0]], m] = "best"
+        if len(unique) > 1:
+            marks.loc[order.index[order == unique[1]], m] = "second"
+    return marks
+
+
+def table1(
+    table: pd.DataFrame,
+    reference: str = "zero_shot",
+    style: str = "markdown",
+    metrics: Sequence[str] = TABLE_METRICS,
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Formatted Table 1: value (change vs reference), best bold, second underlined."""
+    ref = table.set_index("method").loc[reference] if reference in set(table["method"]) else None
+    marks = rank_marks(table, metrics)
+    wrap = {
+        "markdown": {"best": "**{}**", "second": "<u>{}</u>", "": "{}"},
+        "latex": {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}", "": "{}"},
+        "plain": {"best": "{}", "second": "{}", "": "{}"},
+    }[style]
+    out = pd.DataFrame({"Method": [(labels or {}).get(m, m) for m in table["method"]]})
+    for m in metrics:
+        cells = []
+        for i, row in table.iterrows():
+            base = None if ref is None or row["method"] == reference else float(ref[m])
+            cells.append(wrap[marks.loc[i, m]].format(format_with_change(float(row[m]), base, m)))
+        out[METRIC_LABELS[m]] = cells
+    out["Unparsable"] = table["n_unparsable"].astype(int).to_numpy()
+    return out
+
+
+def confidence_table(
+    preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Sequence[str], n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Bootstrap 95% CIs per method and metric (companion to Table 1)."""
+    parts = [bootstrap_ci(p, gold, classes, n_boot=n_boot, seed=seed).assign(method=m) for m, p in preds.items()]
+    return pd.concat(parts, ignore_index=True)[["method", "metric", "value", "ci_low", "ci_high", "n_boot"]]
+
+
+def published_results() -> pd.DataFrame:
+    """Published numbers the paper compares with, each with its source and JSD log base."""
+    with resources.files("shala_lib.resources").joinpath("published_results.csv").open() as fh:
+        return pd.read_csv(fh)
+
+
+def table2(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Published rows for `dataset` beside ours, ours in both JSD bases; each row names its source.
+
+    Published JSDs stay in the base their source used (column `jsd_log_base`); a base-2
+    equivalent is added for base-e rows so every row can be read on one scale.
+    """
+    pub = published_results()
+    pub = pub[pub["dataset"] == dataset].copy()
+    pub["jsd_base2"] = np.where(pub["jsd_log_base"].astype(str) == "e", pub["jsd"] * JSD_E_TO_2, pub["jsd"])
+    pub["origin"] = "published"
+    mine = ours.assign(
+        dataset=dataset,
+        source="this workbench",
+        jsd_log_base="2",
+        origin="ours",
+        jsd_base2=ours["jsd"],
+        note=[f"also base e: {v:.3f}" for v in ours["jsd_e"]],
+    )
+    cols = [
+        "origin",
+        "dataset",
+        "method",
+        "source",
+        "jsd",
+        "jsd_log_base",
+        "jsd_base2",
+        "bc",
+        "acc",
+        "f1",
+        "wf1",
+        "note",
+    ]
+    return pd.concat([pub[cols], mine[cols]], ignore_index=True)
+
+
+def load_method_predictions(
+    files: Mapping[str, str | Path], items: pd.DataFrame, n_classes: int
+) -> dict[str, np.ndarray]:
+    """Prediction arrays aligned with `items` (NaN rows where a method has no usable output)."""
+    from shala_lib.inference import attach_gold, read_predictions
+
+    out = {}
+    for method, path in files.items():
+        preds = read_predictions(path)
+        preds = preds[preds["id"].astype(str).isin(set(items["id"].astype(str)))]
+        missing = set(items["id"]) - set(preds["id"])
+        if missing:
+            raise ValueError(
+                f"{path}: no prediction for {len(missing)} of {len(items)} items (e.g. {sorted(missing)[:3]})"
+            )
+        pred, _, merged = attach_gold(preds, items, n_classes)
+        order = pd.Series(np.arange(len(merged)), index=merged["id"].to_numpy())
+        out[method] = pred[order.loc[items["id"]].to_numpy()]
+    return out
+
+
+def collect_prediction_files(
+    zero_shot_file: str | Path, train_dir: str | Path, run_prefix: str, profile: str, methods: Sequence[str]
+) -> dict[str, Path]:
+    """{'zero_shot': ..., method: <train_dir>/<run_prefix>_<method>_<profile>/predictions_test.jsonl}."""
+    files = {"zero_shot": Path(zero_shot_file)}
+    for m in methods:
+        files[m] = Path(train_dir) / f"{run_prefix}_{m}_{profile}" / "predictions_test.jsonl"
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"prediction file(s) missing: {missing}; run notebooks 02 and 03 first")
+    return files
+
+
+def common_items(files: Mapping[str, str | Path], table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Items of `split` that every method predicted (methods must be compared on the same items)."""
+    from shala_lib.inference import read_predictions
+
+    ids = None
+    for path in files.values():
+        got = set(read_predictions(path)["id"].astype(str))
+        ids = got if ids is None else ids & got
+    part = table[table["split"] == split]
+    return part[part["id"].astype(str).isin(ids or set())]
+
+
+def write_table1(
+    scores: pd.DataFrame, directory: str | Path, name: str, labels: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Table 1 as Markdown (bold/underline), LaTeX (\\textbf/\\underline) and raw values (CSV)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"{name}.md", directory / f"{name}.tex", directory / f"{name}_values.csv"]
+    paths[0].write_text(table1(scores, labels=labels).to_markdown(index=False) + "\n")
+    paths[1].write_text(table1(scores, style="latex", labels=labels).to_latex(index=False, escape=False))
+    scores.to_csv(paths[2], index=False)
+    return paths
