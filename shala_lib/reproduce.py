@@ -25,6 +25,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_zero_shot_baselines",
     "03_grpo_training",
     "04_evaluation",
+    "05_ambiguity_analysis",
 )
 
 

@@ -76,6 +76,15 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "RESULTS_DIR": str(out / "results"),
                     "DATA_DIR": str(shared_data),
                 },
+                "05_ambiguity_analysis": {
+                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_chaosnli_test_zero_shot_prefill.jsonl"),
+                    "TRAIN_DIR": str(out / "train"),
+                    "RUN_PREFIX": "tiny",
+                    "METHODS": ["mls", "shala"],
+                    "RESULTS_DIR": str(out / "results"),
+                    "FIGURES_DIR": str(out / "figures"),
+                    "DATA_DIR": str(shared_data),
+                },
             }
         )
     )
@@ -109,6 +118,13 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
     assert "\\textbf" in (res / "table1_chaosnli_smoke.tex").read_text()
     t2 = pd.read_csv(res / "table2_chaosnli_smoke.csv")
     assert {"published", "ours"} == set(t2["origin"])
+    # notebook 05: figures and the per-level table agree with Table 1's overall row
+    for fig in ("fig2_chaosnli_ambiguity_smoke.png", "fig3_chaosnli_per_class_smoke.png"):
+        assert (out / "figures" / fig).stat().st_size > 10_000
+    lv = pd.read_csv(res / "chaosnli_smoke_metrics_by_ambiguity.csv")
+    overall = lv[lv["group"] == "all"].set_index("method")["jsd"]
+    assert overall.to_dict() == pytest.approx(values.loc[["zero_shot", "mls", "shala"], "jsd"].to_dict())
+    assert set(pd.read_csv(res / "chaosnli_smoke_degradation_tests.csv")["method"]) == {"Zero-shot", "MLS", "SHALA-LLM"}
 
 
 def test_runner_names_failing_notebook_and_cell(tmp_path):

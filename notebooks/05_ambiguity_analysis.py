@@ -1,0 +1,79 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Ambiguity-level and per-class analysis (paper Figures 2-7)
+# Per ambiguity level: boxplots of per-item JSD and BC, lines of accuracy and macro F1 (one colour
+# per method, the same in every figure). Per gold majority class: 2x2 panels. Under each figure,
+# the tests of degradation across levels (Kruskal-Wallis; Spearman trend) and the relative change
+# of mean JSD from the lowest to the highest level, per method. Same items for every method.
+
+# %% tags=["parameters"]
+DATASET = "chaosnli"
+ZERO_SHOT_FILE = "runs/zero_shot/predictions_chaosnli_test_zero_shot_prefill.jsonl"  # from notebook 02
+TRAIN_DIR = "runs/train"  # from notebook 03
+RUN_PREFIX = "chaosnli_smollm2_shala"
+PROFILE = "smoke"
+METHODS = ["mls", "shala_no_ambi", "shala"]
+SEED = 42
+DATA_DIR = None
+RESULTS_DIR = "results"
+FIGURES_DIR = "figures"
+
+# %%
+import numpy as np
+from IPython.display import Markdown, display
+
+from shala_lib.analysis import degradation_table, grouped_metrics, per_item_scores, plot_by_class, plot_by_level
+from shala_lib.datasets import load
+from shala_lib.plots import save_figure
+from shala_lib.prepare import write_table
+from shala_lib.specs import get_spec
+from shala_lib.tables import collect_prediction_files, common_items, load_method_predictions
+
+spec = get_spec(DATASET)
+table = load(DATASET, data_dir=DATA_DIR, seed=SEED)
+files = collect_prediction_files(ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS)
+items = common_items(files, table)
+gold = np.asarray(items["dist"].tolist())
+preds = load_method_predictions(files, items, spec.n_classes)
+scores = per_item_scores(preds, gold, items)
+levels = list(spec.levels)
+per_level = items["ambiguity_level"].value_counts().reindex(levels).fillna(0).astype(int)
+print(f"{len(items)} items; per level: {per_level.to_dict()}")
+
+# %% [markdown]
+# ## By ambiguity level (Figure 2)
+
+# %%
+by_level = grouped_metrics(preds, gold, spec.classes, items["ambiguity_level"], levels)
+fig = plot_by_level(scores, by_level, levels, title=f"{spec.display_name}: performance by ambiguity level ({PROFILE})")
+save_figure(fig, FIGURES_DIR, f"fig2_{DATASET}_ambiguity_{PROFILE}")
+deg = degradation_table(scores, levels)
+write_table(by_level, RESULTS_DIR, f"{DATASET}_{PROFILE}_metrics_by_ambiguity", floatfmt=".3f")
+write_table(deg, RESULTS_DIR, f"{DATASET}_{PROFILE}_degradation_tests", floatfmt=".3g")
+display(fig, Markdown("**Degradation across levels (per-item JSD):**"), deg.round(4))
+
+# %% [markdown]
+# ## By gold majority class (Figure 3)
+
+# %%
+by_class = grouped_metrics(preds, gold, spec.classes, items["majority"], spec.classes)
+fig = plot_by_class(
+    by_class, spec.classes, title=f"{spec.display_name}: performance by gold majority class ({PROFILE})"
+)
+save_figure(fig, FIGURES_DIR, f"fig3_{DATASET}_per_class_{PROFILE}")
+write_table(by_class, RESULTS_DIR, f"{DATASET}_{PROFILE}_metrics_by_class", floatfmt=".3f")
+fig
