@@ -31,6 +31,7 @@ SEED = 42
 DATA_DIR = None
 RESULTS_DIR = "results"
 FIGURES_DIR = "figures"
+INTERACTIVE = True  # build the sample inspector and run comparer widgets
 
 # %%
 import numpy as np
@@ -77,3 +78,17 @@ fig = plot_by_class(
 save_figure(fig, FIGURES_DIR, f"fig3_{DATASET}_per_class_{PROFILE}")
 write_table(by_class, RESULTS_DIR, f"{DATASET}_{PROFILE}_metrics_by_class", floatfmt=".3f")
 fig
+
+# %% [markdown]
+# ## Inspect single samples
+# Filter by split, ambiguity level, gold class, "methods disagree" or text; step through items; click
+# an item in the comparer's list of worst items (where method A's JSD exceeds B's most) to open it.
+
+# %%
+if INTERACTIVE:
+    from shala_lib.inference import read_predictions
+    from shala_lib.widgets import RunComparer, SampleInspector
+
+    inspector = SampleInspector(items, {m: read_predictions(p) for m, p in files.items()}, spec)
+    comparer = RunComparer(scores, inspector)
+    display(comparer.widget(), inspector.widget())
