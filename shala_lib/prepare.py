@@ -32,7 +32,8 @@ def write_table(df: pd.DataFrame, directory: str | Path, name: str, floatfmt: st
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.csv", directory / f"{name}.md", directory / f"{name}.tex"]
     df.to_csv(paths[0], index=False)
-    paths[1].write_text(df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+    md = df.map(lambda v: v.replace("\n", "<br>").replace("|", "\\|") if isinstance(v, str) else v)
+    paths[1].write_text(md.to_markdown(index=False, floatfmt=floatfmt) + "\n")
     paths[2].write_text(df.to_latex(index=False, float_format=lambda v: f"{v:{floatfmt}}"))
     return paths
 

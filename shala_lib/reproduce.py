@@ -26,6 +26,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_grpo_training",
     "04_evaluation",
     "05_ambiguity_analysis",
+    "06_reasoning_inspection",
 )
 
 

@@ -76,6 +76,17 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "RESULTS_DIR": str(out / "results"),
                     "DATA_DIR": str(shared_data),
                 },
+                "06_reasoning_inspection": {
+                    "ZERO_SHOT_MODEL": tiny,
+                    "TRAIN_DIR": str(out / "train"),
+                    "RUN_PREFIX": "tiny",
+                    "METHODS": ["mls", "shala"],
+                    "N_COUNT_ITEMS": 3,
+                    "MAX_NEW_TOKENS": 12,
+                    "OUT_DIR": str(out / "reasoning"),
+                    "RESULTS_DIR": str(out / "results"),
+                    "DATA_DIR": str(shared_data),
+                },
                 "05_ambiguity_analysis": {
                     "ZERO_SHOT_FILE": str(out / "zs" / "predictions_chaosnli_test_zero_shot_prefill.jsonl"),
                     "TRAIN_DIR": str(out / "train"),
@@ -125,6 +136,12 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
     overall = lv[lv["group"] == "all"].set_index("method")["jsd"]
     assert overall.to_dict() == pytest.approx(values.loc[["zero_shot", "mls", "shala"], "jsd"].to_dict())
     assert set(pd.read_csv(res / "chaosnli_smoke_degradation_tests.csv")["method"]) == {"Zero-shot", "MLS", "SHALA-LLM"}
+    # notebook 06: one example per ambiguity level with human + 3 methods, and counts per method x level
+    ex = pd.read_csv(res / "chaosnli_smoke_reasoning_examples.csv")
+    assert ex["ambiguity_level"].unique().tolist() == ["low", "medium", "high"]
+    assert ex.groupby("id")["method"].apply(list).tolist() == [["human", "zero_shot", "mls", "shala"]] * 3
+    counts = pd.read_csv(res / "chaosnli_smoke_reasoning_multiple_interpretations.csv")
+    assert len(counts) == 3 * 3 and (counts["n"] > 0).all()
 
 
 def test_runner_names_failing_notebook_and_cell(tmp_path):

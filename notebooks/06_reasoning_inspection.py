@@ -1,0 +1,92 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Reasoning inspection (paper Section 5.3, Tables 3 and 14-16)
+# Each method answers with the reasoning prompt of App. H (explain, then the JSON on its own line).
+# We show one low, one medium and one high ambiguity example with the human distribution and every
+# method's reasoning and distribution, and count how often the reasoning considers more than one
+# interpretation, per method and ambiguity level.
+
+# %% tags=["parameters"]
+DATASET = "chaosnli"
+ZERO_SHOT_MODEL = "embedded:smollm2-135m-instruct"
+TRAIN_DIR = "runs/train"  # from notebook 03
+RUN_PREFIX = "chaosnli_smollm2_shala"
+PROFILE = "smoke"
+METHODS = ["mls", "shala_no_ambi", "shala"]
+N_COUNT_ITEMS = 60  # test items for the counts (None: all)
+MAX_NEW_TOKENS = 512  # the reasoning variant needs room
+BATCH_SIZE = 16
+SEED = 42
+DATA_DIR = None
+OUT_DIR = "runs/reasoning"
+RESULTS_DIR = "results"
+
+# %%
+import gc
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from shala_lib.datasets import load
+from shala_lib.inference import predict
+from shala_lib.models import load_model
+from shala_lib.prepare import write_table
+from shala_lib.reasoning import example_tables, interpretation_counts, pick_examples, reasoning_model_paths
+from shala_lib.specs import get_spec
+
+spec = get_spec(DATASET)
+table = load(DATASET, data_dir=DATA_DIR, seed=SEED)
+test = table[table["split"] == "test"]
+examples = pick_examples(test, spec.levels, seed=SEED)
+count_items = test if N_COUNT_ITEMS is None else test.head(N_COUNT_ITEMS)
+items = pd.concat([examples, count_items]).drop_duplicates("id")
+preds = {}
+for method, path in reasoning_model_paths(ZERO_SHOT_MODEL, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS).items():
+    model, tok = load_model(path)
+    preds[method] = predict(
+        items,
+        spec,
+        model,
+        tok,
+        f"{OUT_DIR}/{DATASET}_{PROFILE}_reasoning_{method}.jsonl",
+        method=method,
+        model_name=path,
+        variant="reasoning",
+        batch_size=BATCH_SIZE,
+        max_new_tokens=MAX_NEW_TOKENS,
+    )
+    del model
+    gc.collect()
+print({m: p["status"].value_counts().to_dict() for m, p in preds.items()})
+
+# %% [markdown]
+# ## One example per ambiguity level (Tables 3, 14-16)
+
+# %%
+ex_table = example_tables(examples, preds, spec)
+write_table(ex_table, RESULTS_DIR, f"{DATASET}_{PROFILE}_reasoning_examples", floatfmt=".2f")
+for _, part in ex_table.groupby("ambiguity_level", sort=False):
+    display(Markdown(f"### {part['ambiguity_level'].iloc[0]} ambiguity\n\n{part['text'].iloc[0]}"))
+    display(part[["method", *spec.classes, "status", "reasoning"]].round(2))
+
+# %% [markdown]
+# ## How often does the reasoning consider multiple interpretations?
+
+# %%
+counts = interpretation_counts(preds, items, spec.levels)
+write_table(counts, RESULTS_DIR, f"{DATASET}_{PROFILE}_reasoning_multiple_interpretations", floatfmt=".3f")
+counts.pivot(index="method", columns="ambiguity_level", values="share_multiple")[list(spec.levels)].round(3)
