@@ -34,35 +34,16 @@ DATA_DIR = None
 RESULTS_DIR = "results"
 
 # %%
-import numpy as np
 from IPython.display import Markdown, display
 
-from shala_lib.baselines import baseline_predictions
-from shala_lib.datasets import load
 from shala_lib.prepare import write_table
 from shala_lib.rewards import METHOD_LABELS
-from shala_lib.specs import get_spec
-from shala_lib.tables import (
-    collect_prediction_files,
-    common_items,
-    confidence_table,
-    load_method_predictions,
-    metrics_rows,
-    table1,
-    table2,
-    write_table1,
-)
+from shala_lib.tables import confidence_table, load_comparison, metrics_rows, table1, table2, write_table1
 
-spec = get_spec(DATASET)
-table = load(DATASET, data_dir=DATA_DIR, seed=SEED)
-files = collect_prediction_files(ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS)
-items = common_items(files, table)
-gold = np.asarray(items["dist"].tolist())
-preds = load_method_predictions(files, items, spec.n_classes)
-base = baseline_predictions(table)
-pos = table.loc[table["split"] == "test", "id"].reset_index(drop=True)
-idx = pos[pos.isin(items["id"])].index.to_numpy()
-preds.update({name: arr[idx] for name, arr in base.items()})
+cmp = load_comparison(
+    DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED, with_baselines=True
+)
+spec, items, gold, preds = cmp.spec, cmp.items, cmp.gold, cmp.preds
 scores = metrics_rows(preds, gold, spec.classes)
 print(f"{len(items)} test items scored by every method")
 

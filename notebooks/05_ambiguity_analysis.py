@@ -34,22 +34,15 @@ FIGURES_DIR = "figures"
 INTERACTIVE = True  # build the sample inspector and run comparer widgets
 
 # %%
-import numpy as np
 from IPython.display import Markdown, display
 
 from shala_lib.analysis import degradation_table, grouped_metrics, per_item_scores, plot_by_class, plot_by_level
-from shala_lib.datasets import load
 from shala_lib.plots import save_figure
 from shala_lib.prepare import write_table
-from shala_lib.specs import get_spec
-from shala_lib.tables import collect_prediction_files, common_items, load_method_predictions
+from shala_lib.tables import load_comparison
 
-spec = get_spec(DATASET)
-table = load(DATASET, data_dir=DATA_DIR, seed=SEED)
-files = collect_prediction_files(ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS)
-items = common_items(files, table)
-gold = np.asarray(items["dist"].tolist())
-preds = load_method_predictions(files, items, spec.n_classes)
+cmp = load_comparison(DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED)
+spec, items, gold, preds, files = cmp.spec, cmp.items, cmp.gold, cmp.preds, cmp.files
 scores = per_item_scores(preds, gold, items)
 levels = list(spec.levels)
 per_level = items["ambiguity_level"].value_counts().reindex(levels).fillna(0).astype(int)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 from shala_lib.baselines import BASELINES
 from shala_lib.metrics import HIGHER_IS_BETTER, METRIC_LABELS, evaluate, format_with_change
 from shala_lib.significance import bootstrap_ci
+from shala_lib.specs import DatasetSpec
 
 TABLE_METRICS: tuple[str, ...] = ("jsd", "bc", "acc", "f1", "wf1")
 JSD_E_TO_2 = 1.0 / math.sqrt(math.log(2.0))  # base-2 JS distance = 1.2011 x base-e
@@ -179,3 +181,44 @@ def write_table1(
     paths[1].write_text(table1(scores, style="latex", labels=labels).to_latex(index=False, escape=False))
     scores.to_csv(paths[2], index=False)
     return paths
+
+
+@dataclass
+class Comparison:
+    """Every method's predictions on the same test items, with the data-only reference rows."""
+
+    spec: DatasetSpec
+    table: pd.DataFrame
+    files: dict[str, Path]
+    items: pd.DataFrame
+    gold: np.ndarray
+    preds: dict[str, np.ndarray]  # methods first, then the baselines when requested
+
+
+def load_comparison(
+    dataset: str,
+    zero_shot_file: str | Path,
+    train_dir: str | Path,
+    run_prefix: str,
+    profile: str,
+    methods: Sequence[str],
+    data_dir: str | None = None,
+    seed: int = 42,
+    with_baselines: bool = False,
+) -> Comparison:
+    """Load the dataset and every method's test predictions, restricted to the items all predicted."""
+    from shala_lib.baselines import baseline_predictions
+    from shala_lib.datasets import load
+    from shala_lib.specs import get_spec
+
+    spec = get_spec(dataset)
+    table = load(dataset, data_dir=data_dir, seed=seed)
+    files = collect_prediction_files(zero_shot_file, train_dir, run_prefix, profile, methods)
+    items = common_items(files, table)
+    gold = np.asarray(items["dist"].tolist())
+    preds = load_method_predictions(files, items, spec.n_classes)
+    if with_baselines:
+        test_ids = table.loc[table["split"] == "test", "id"].reset_index(drop=True)
+        pos = pd.Series(test_ids.index.to_numpy(), index=test_ids.to_numpy()).loc[items["id"]].to_numpy()
+        preds.update({name: arr[pos] for name, arr in baseline_predictions(table).items()})
+    return Comparison(spec, table, files, items, gold, preds)
