@@ -301,10 +301,13 @@ def write_effective_config(cfg: ExperimentConfig, args: Any) -> Path:
             "scale_rewards": args.scale_rewards,
             "importance_sampling_level": args.importance_sampling_level,
             "generation_batch_size": args.generation_batch_size,
-            "prompts_per_optimizer_step": args.generation_batch_size
-            // args.num_generations
-            * args.steps_per_generation
-            // max(args.steps_per_generation, 1),
+            "completions_per_optimizer_step": args.per_device_train_batch_size
+            * world_size()
+            * args.gradient_accumulation_steps,
+            "prompts_per_optimizer_step": args.per_device_train_batch_size
+            * world_size()
+            * args.gradient_accumulation_steps
+            // args.num_generations,
         },
     }
     path = cfg.run_dir / "effective_config.yaml"
