@@ -37,9 +37,12 @@ def majority_oracle(gold: np.ndarray) -> np.ndarray:
     return out
 
 
-def baseline_predictions(table: pd.DataFrame, split: str = "test") -> dict[str, np.ndarray]:
-    """Every reference method's predictions for the items of `split`, in table order."""
-    target = table[table["split"] == split]
+def baseline_predictions(
+    table: pd.DataFrame, split: str = "test", items: pd.DataFrame | None = None
+) -> dict[str, np.ndarray]:
+    """Every reference method's predictions for `items` (default: the items of `split`), in their
+    order. The constant mean always comes from the table's training split."""
+    target = table[table["split"] == split] if items is None else items
     gold = stack(target["dist"])
     n, c = gold.shape
     return {

@@ -1,7 +1,8 @@
 """Batched, resumable inference that writes a predictions table (paper: greedy decoding).
 
 Fast path for plain transformers: prompts sorted by length (little padding), left padding,
-large batches, and on GPU the static KV cache (`cache_implementation="static"`, compiled).
+large batches, dynamic KV cache (`cache="static"` is available, but on an H100 it recompiled for
+every batch shape and lost to the dynamic cache; see README).
 When vLLM is installed and a GPU is present, `backend="auto"` uses it instead.
 Every output goes through `shala_lib.parsing`; unparsable ones are kept with their status.
 Rows are appended to a JSONL file batch by batch, so an interrupted run resumes where it
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from shala_lib.datasets.base import read_jsonl
 from shala_lib.models import format_prompt
-from shala_lib.parsing import parse_distribution
+from shala_lib.parsing import USABLE, parse_distribution
 from shala_lib.prompts import Variant, build_messages, max_new_tokens_for, prefill_text
 from shala_lib.specs import DatasetSpec
 
@@ -74,6 +75,7 @@ def generate_hf(
     device = next(model.parameters()).device
     use_static = cache == "static"  # measured: static recompiles per shape and lost to dynamic (README)
     eos = model.generation_config.eos_token_id
+    eos_ids = set(eos) if isinstance(eos, list) else {eos}
     out: list[Generation | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc="generate", unit="item", disable=not progress)
     for idx in _batches(order, batch_size):
@@ -109,7 +111,6 @@ def generate_hf(
         for row, i in enumerate(idx):
             ids = new[row].tolist()
             n = len(ids)
-            eos_ids = eos if isinstance(eos, list) else [eos]
             for k, t in enumerate(ids):
                 if t in eos_ids or t == tokenizer.pad_token_id:
                     n = k + (1 if t in eos_ids else 0)
@@ -224,16 +225,24 @@ def predict(
         bar.update(len(part))
     bar.close()
     table = read_predictions(out_path)
-    n_bad = int((~table["status"].isin(["ok", "renormalized"])).sum())
+    bad = ~table["status"].isin(USABLE)
+    n_bad = int(bad.sum())
     if n_bad:
         log.warning(
             "%s: %d of %d outputs unparsable: %s",
             out_path.name,
             n_bad,
             len(table),
-            table.loc[~table["status"].isin(["ok", "renormalized"]), "status"].value_counts().to_dict(),
+            table.loc[bad, "status"].value_counts().to_dict(),
         )
     return table
+
+
+def pred_vector(value: object, n_classes: int) -> np.ndarray:
+    """A stored prediction (list, or None / NaN when unparsable) as a vector; NaN row if unusable."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.full(n_classes, np.nan)
+    return np.asarray(value, dtype=float)
 
 
 def attach_gold(
@@ -243,9 +252,6 @@ def attach_gold(
     merged = items.merge(preds.drop(columns=[c for c in ("dataset",) if c in preds.columns]), on="id", how="inner")
     if len(merged) < len(preds):
         raise ValueError(f"{len(preds) - len(merged)} prediction id(s) are not in the gold table")
-    pred = np.full((len(merged), n_classes), np.nan)
-    for i, p in enumerate(merged["pred"]):
-        if p is not None and not (isinstance(p, float) and np.isnan(p)):
-            pred[i] = np.asarray(p, dtype=float)
+    pred = np.array([pred_vector(p, n_classes) for p in merged["pred"]]).reshape(len(merged), n_classes)
     gold = np.asarray(merged["dist"].tolist(), dtype=float)
     return pred, gold, merged

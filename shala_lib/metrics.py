@@ -170,7 +170,7 @@ def evaluate(
     unparsable: Unparsable = "uniform",
 ) -> dict[str, float]:
     """Aggregate metrics over items: jsd, jsd_e, bc, kl, tvd, acc, f1 (macro), wf1 (weighted),
-    n, n_unparsable."""
+    n (items scored), n_unparsable, parse_rate (usable share of all items, whatever `unparsable`)."""
     p_raw, _ = _as_2d(pred)
     g, _ = _as_2d(gold)
     if p_raw.shape[1] != len(classes) or g.shape[1] != len(classes):
@@ -180,7 +180,11 @@ def evaluate(
     n_bad = int((~np.isfinite(p_raw).all(axis=1)).sum())
     p, keep = prepare(p_raw, unparsable)
     g = g[keep]
-    out: dict[str, float] = {"n": int(len(p)), "n_unparsable": n_bad}
+    out: dict[str, float] = {
+        "n": int(len(p)),
+        "n_unparsable": n_bad,
+        "parse_rate": 1.0 - n_bad / len(p_raw) if len(p_raw) else float("nan"),
+    }
     if len(p) == 0:
         return {**out, **{k: float("nan") for k in HIGHER_IS_BETTER}}
     yt, yp = np.argmax(g, axis=1), np.argmax(p, axis=1)
@@ -239,25 +243,3 @@ def evaluate_by(
             if mask.any():
                 rows.append({"group": key, **evaluate(p[mask], g[mask], classes, unparsable)})
     return pd.DataFrame(rows)
-
-
-def relative_table(
-    table: pd.DataFrame,
-    reference: str,
-    metrics: Sequence[str] = ("jsd", "bc", "acc", "f1", "wf1"),
-    method_col: str = "method",
-    digits: int = 3,
-) -> pd.DataFrame:
-    """Each method's metrics with the change against `reference` in brackets (paper Table 1)."""
-    if reference not in set(table[method_col]):
-        raise ValueError(f"reference method {reference!r} not in the table ({sorted(table[method_col])})")
-    ref = table.set_index(method_col).loc[reference]
-    out = table[[method_col]].copy()
-    for m in metrics:
-        out[METRIC_LABELS.get(m, m)] = [
-            format_with_change(v, None if meth == reference else float(ref[m]), m, digits)
-            for meth, v in zip(table[method_col], table[m])
-        ]
-    if "n_unparsable" in table.columns:
-        out["unparsable"] = table["n_unparsable"].astype(int).to_numpy()
-    return out

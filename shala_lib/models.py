@@ -8,6 +8,7 @@ nor saved, so it is converted once to fp32 safetensors in the cache and used fro
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import logging
@@ -52,7 +53,7 @@ def embedded_gguf_path() -> Path:
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """Dequantize a GGUF checkpoint into a trainable fp32 safetensors directory (once)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = Path(gguf_path)
     marker = out_dir / "shala_converted.json"
@@ -62,7 +63,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     folder, name = str(gguf_path.parent), gguf_path.name
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    config = copy.deepcopy(quantized.config)  # already parsed from the GGUF header
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shala_lib.inference import read_predictions
+from shala_lib.inference import pred_vector
 from shala_lib.specs import DatasetSpec
 
 _NEGATED = re.compile(
@@ -63,7 +63,7 @@ def example_tables(examples: pd.DataFrame, predictions: Mapping[str, pd.DataFram
         )
         for m, preds in predictions.items():
             rec = preds.set_index("id").loc[ex["id"]]
-            dist = rec["pred"] if isinstance(rec["pred"], list) else [float("nan")] * spec.n_classes
+            dist = pred_vector(rec["pred"], spec.n_classes)
             rows.append(
                 {
                     "id": ex["id"],
@@ -120,6 +120,5 @@ __all__ = [
     "interpretation_counts",
     "mentions_multiple_interpretations",
     "pick_examples",
-    "read_predictions",
     "reasoning_model_paths",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from shala_lib.distributions import normalized_entropy
 from shala_lib.metrics import js_distance
-from shala_lib.parsing import parse_distribution
+from shala_lib.parsing import USABLE, parse_distribution
 from shala_lib.specs import DatasetSpec
 
 Method = Literal["shala", "shala_no_ambi", "mls"]
@@ -122,7 +122,7 @@ def make_reward_func(
         if callable(kwargs.get("log_extra")):
             kwargs["log_extra"]("parse_status", statuses)
         if callable(kwargs.get("log_metric")):
-            kwargs["log_metric"]("parse_fail_rate", float(np.mean([s not in ("ok", "renormalized") for s in statuses])))
+            kwargs["log_metric"]("parse_fail_rate", float(np.mean([s not in USABLE for s in statuses])))
         out = rewards.astype(float).tolist()
         if on_scored is not None:
             on_scored(kwargs, texts, out, statuses)

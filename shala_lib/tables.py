@@ -56,8 +56,11 @@ def table1(
     metrics: Sequence[str] = TABLE_METRICS,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Formatted Table 1: value (change vs reference), best bold, second underlined."""
-    ref = table.set_index("method").loc[reference] if reference in set(table["method"]) else None
+    """Formatted Table 1: value (change vs reference), best bold, second underlined
+    (style "markdown" or "latex"; "plain" leaves the marks out)."""
+    if reference not in set(table["method"]):
+        raise ValueError(f"reference method {reference!r} not in the table ({sorted(table['method'])})")
+    ref = table.set_index("method").loc[reference]
     marks = rank_marks(table, metrics)
     wrap = {
         "markdown": {"best": "**{}**", "second": "<u>{}</u>", "": "{}"},
@@ -68,7 +71,7 @@ def table1(
     for m in metrics:
         cells = []
         for i, row in table.iterrows():
-            base = None if ref is None or row["method"] == reference else float(ref[m])
+            base = None if row["method"] == reference else float(ref[m])
             cells.append(wrap[marks.loc[i, m]].format(format_with_change(float(row[m]), base, m)))
         out[METRIC_LABELS[m]] = cells
     out["Unparsable"] = table["n_unparsable"].astype(int).to_numpy()
@@ -125,19 +128,18 @@ def table2(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 
 def load_method_predictions(
-    files: Mapping[str, str | Path], items: pd.DataFrame, n_classes: int
+    frames: Mapping[str, pd.DataFrame], items: pd.DataFrame, n_classes: int
 ) -> dict[str, np.ndarray]:
     """Prediction arrays aligned with `items` (NaN rows where a method has no usable output)."""
-    from shala_lib.inference import attach_gold, read_predictions
+    from shala_lib.inference import attach_gold
 
     out = {}
-    for method, path in files.items():
-        preds = read_predictions(path)
+    for method, preds in frames.items():
         preds = preds[preds["id"].astype(str).isin(set(items["id"].astype(str)))]
         missing = set(items["id"]) - set(preds["id"])
         if missing:
             raise ValueError(
-                f"{path}: no prediction for {len(missing)} of {len(items)} items (e.g. {sorted(missing)[:3]})"
+                f"{method}: no prediction for {len(missing)} of {len(items)} items (e.g. {sorted(missing)[:3]})"
             )
         pred, _, merged = attach_gold(preds, items, n_classes)
         order = pd.Series(np.arange(len(merged)), index=merged["id"].to_numpy())
@@ -158,13 +160,11 @@ def collect_prediction_files(
     return files
 
 
-def common_items(files: Mapping[str, str | Path], table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def common_items(frames: Mapping[str, pd.DataFrame], table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Items of `split` that every method predicted (methods must be compared on the same items)."""
-    from shala_lib.inference import read_predictions
-
     ids = None
-    for path in files.values():
-        got = set(read_predictions(path)["id"].astype(str))
+    for preds in frames.values():
+        got = set(preds["id"].astype(str))
         ids = got if ids is None else ids & got
     part = table[table["split"] == split]
     return part[part["id"].astype(str).isin(ids or set())]
@@ -209,16 +209,16 @@ def load_comparison(
     """Load the dataset and every method's test predictions, restricted to the items all predicted."""
     from shala_lib.baselines import baseline_predictions
     from shala_lib.datasets import load
+    from shala_lib.inference import read_predictions
     from shala_lib.specs import get_spec
 
     spec = get_spec(dataset)
     table = load(dataset, data_dir=data_dir, seed=seed)
     files = collect_prediction_files(zero_shot_file, train_dir, run_prefix, profile, methods)
-    items = common_items(files, table)
+    frames = {m: read_predictions(p) for m, p in files.items()}  # each file read once
+    items = common_items(frames, table)
     gold = np.asarray(items["dist"].tolist())
-    preds = load_method_predictions(files, items, spec.n_classes)
+    preds = load_method_predictions(frames, items, spec.n_classes)
     if with_baselines:
-        test_ids = table.loc[table["split"] == "test", "id"].reset_index(drop=True)
-        pos = pd.Series(test_ids.index.to_numpy(), index=test_ids.to_numpy()).loc[items["id"]].to_numpy()
-        preds.update({name: arr[pos] for name, arr in baseline_predictions(table).items()})
+        preds.update(baseline_predictions(table, items=items))
     return Comparison(spec, table, files, items, gold, preds)

@@ -269,7 +269,7 @@ def validation_metrics(
         model.train()
     pred, statuses = parse_many([prefill + g.text for g in gens], spec)
     res = evaluate(pred, targets, spec.classes)
-    return {"val_jsd": res["jsd"], "val_parse_rate": 1 - res["n_unparsable"] / max(res["n"], 1)}
+    return {"val_jsd": res["jsd"], "val_parse_rate": res["parse_rate"]}
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -397,12 +397,13 @@ def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFr
     items = table[table["split"] == cfg.eval_split]
     if cfg.max_eval_items is not None:
         items = items.head(cfg.max_eval_items)
-    model, tok = load_model(str(model_dir), device=cfg.device)
-    if cfg.lora:
+    if cfg.lora:  # final/ holds the adapter only
         from peft import PeftModel
 
         base, tok = load_model(resolve_model(cfg.model), device=cfg.device)
         model = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
+    else:
+        model, tok = load_model(str(model_dir), device=cfg.device)
     out = cfg.run_dir / f"predictions_{cfg.eval_split}.jsonl"
     preds = predict(
         items,

@@ -15,17 +15,12 @@ import pandas as pd
 from IPython.display import display
 
 from shala_lib.analysis import METHOD_COLORS
+from shala_lib.inference import pred_vector
 from shala_lib.metrics import bhattacharyya, js_distance
 from shala_lib.rewards import METHOD_LABELS
 from shala_lib.specs import DatasetSpec
 
 ALL = "(all)"
-
-
-def _pred_array(value: object, n: int) -> np.ndarray:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return np.full(n, np.nan)
-    return np.asarray(value, dtype=float)
 
 
 class SampleInspector:
@@ -36,6 +31,7 @@ class SampleInspector:
     def __init__(self, items: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], spec: DatasetSpec):
         self.spec = spec
         self.items = items.reset_index(drop=True)
+        self.by_id = self.items.set_index(self.items["id"].astype(str))
         self.preds = {m: p.drop_duplicates("id").set_index("id") for m, p in predictions.items()}
         self.methods = list(self.preds)
         opts = lambda col: [ALL, *sorted(map(str, self.items[col].unique()))]  # noqa: E731
@@ -66,7 +62,7 @@ class SampleInspector:
         out = set()
         for m in self.methods:
             if item_id in self.preds[m].index:
-                p = _pred_array(self.preds[m].at[item_id, "pred"], self.spec.n_classes)
+                p = pred_vector(self.preds[m].at[item_id, "pred"], self.spec.n_classes)
                 if np.isfinite(p).all():
                     out.add(int(np.argmax(p)))
         return out
@@ -114,7 +110,7 @@ class SampleInspector:
     # --- rendering -------------------------------------------------------------------------
     def summary(self, item_id: str) -> pd.DataFrame:
         """Per-method distribution, JSD, BC, parse status and raw output for one item."""
-        row = self.items.set_index(self.items["id"].astype(str)).loc[item_id]
+        row = self.by_id.loc[item_id]
         gold = np.asarray(row["dist"], dtype=float)
         rows = [
             {
@@ -130,7 +126,7 @@ class SampleInspector:
             if item_id not in self.preds[m].index:
                 continue
             rec = self.preds[m].loc[item_id]
-            p = _pred_array(rec["pred"], self.spec.n_classes)
+            p = pred_vector(rec["pred"], self.spec.n_classes)
             ok = np.isfinite(p).all()
             rows.append(
                 {
@@ -162,7 +158,7 @@ class SampleInspector:
                 print("no item matches the filters")
             return
         item_id = self.current_id
-        row = self.items.set_index(self.items["id"].astype(str)).loc[item_id]
+        row = self.by_id.loc[item_id]
         with self.out:
             for f in self.spec.text_fields:
                 print(f"{f}: {row[f]}")

@@ -73,19 +73,14 @@ def run_zero_shot(
         rows.append(
             {
                 "method": f"zero_shot[{opt}]",
-                "parse_rate": 1 - res["n_unparsable"] / max(res["n"], 1),
                 **res,
                 "predictions": str(path),
             }
         )
-    base = baseline_predictions(table, split)
-    keep = table["split"] == split
-    ids = table.loc[keep, "id"].tolist()
-    pos = [ids.index(i) for i in items["id"]]
-    gold = pd.DataFrame({"dist": table.loc[keep, "dist"].tolist()}).iloc[pos]["dist"].tolist()
-    for name, arr in base.items():
-        res = evaluate(arr[pos], gold, spec.classes)
-        rows.append({"method": name, "parse_rate": 1.0, **res, "predictions": ""})
+    gold = items["dist"].tolist()
+    for name, arr in baseline_predictions(table, items=items).items():
+        res = evaluate(arr, gold, spec.classes)
+        rows.append({"method": name, **res, "predictions": ""})
     return pd.DataFrame(rows)
 
 

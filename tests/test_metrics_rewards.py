@@ -57,11 +57,11 @@ def test_evaluate_hand_computed_and_sklearn():
     pred = np.array([[1.0, 0.0, 0.0], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [np.nan] * 3])
     res = evaluate(pred, gold, CHAOSNLI.classes)
     # labels gold [0,1,2,0], pred [0,0,2,0(uniform->first)] -> acc 3/4
-    assert res["acc"] == 0.75 and res["n_unparsable"] == 1 and res["n"] == 4
+    assert res["acc"] == 0.75 and res["n_unparsable"] == 1 and res["n"] == 4 and res["parse_rate"] == 0.75
     # F1: class0 P=2/3 R=1 -> .8 ; class1 0 ; class2 1 -> macro .6, weighted (.8*2+0+1)/4 = .65
     assert res["f1"] == pytest.approx(0.6) and res["wf1"] == pytest.approx(0.65)
     ex = evaluate(pred, gold, CHAOSNLI.classes, unparsable="exclude")
-    assert ex["n"] == 3 and ex["acc"] == pytest.approx(2 / 3)
+    assert ex["n"] == 3 and ex["acc"] == pytest.approx(2 / 3) and ex["parse_rate"] == 0.75
     rng = np.random.default_rng(1)
     g = rng.dirichlet(np.ones(4), 500)
     p = rng.dirichlet(np.ones(4), 500)
@@ -164,6 +164,11 @@ def test_baselines(shared_data):
     # the notes' observation: a constant mean distribution is about the paper's zero-shot JSD (0.375)
     cm = evaluate(preds["constant_mean"], gold, CHAOSNLI.classes)["jsd"]
     assert 0.33 < cm < 0.42
+    test = df[df["split"] == "test"]
+    subset = test.iloc[[5, 2, 9]]
+    sub = baseline_predictions(df, items=subset)
+    for name in preds:
+        assert np.array_equal(sub[name], preds[name][[5, 2, 9]])
     assert uniform(2, 4).shape == (2, 4) and majority_oracle(np.array([[0.4, 0.4, 0.2]])).tolist() == [[1, 0, 0]]
     with pytest.raises(ValueError):
         constant_mean(df.iloc[:0], 3)
@@ -190,10 +195,11 @@ def test_bootstrap_paired_and_degradation():
     assert trend["p_kruskal"] < 1e-10 and trend["spearman_rho"] > 0.5
 
 
-def test_evaluate_by_groups_and_relative_table():
+def test_evaluate_by_groups_and_table1_relative_change():
     import pandas as pd
 
-    from shala_lib.metrics import evaluate_by, relative_table
+    from shala_lib.metrics import evaluate_by
+    from shala_lib.tables import table1
 
     gold = np.array([[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
     pred = np.array([[1.0, 0.0, 0.0], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [np.nan] * 3])
@@ -216,10 +222,10 @@ def test_evaluate_by_groups_and_relative_table():
             "n_unparsable": [3, 0],
         }
     )
-    rel = relative_table(tab, "zero_shot").set_index("method")
+    rel = table1(tab, "zero_shot", style="plain").set_index("Method")
     assert rel.loc["shala", "JSD"] == "0.181 (+51.7%)" and rel.loc["shala", "F1"] == "0.758 (+60.3%)"
-    assert rel.loc["zero_shot", "JSD"] == "0.375" and rel.loc["zero_shot", "unparsable"] == 3
+    assert rel.loc["zero_shot", "JSD"] == "0.375" and rel.loc["zero_shot", "Unparsable"] == 3
     with pytest.raises(ValueError, match="reference method 'mls'"):
-        relative_table(tab, "mls")
+        table1(tab, "mls")
     with pytest.raises(ValueError, match="3 group labels for 4 items"):
         evaluate_by(pred, gold, CHAOSNLI.classes, levels[:3])
