@@ -27,7 +27,7 @@ METHODS = ["shala", "shala_no_ambi", "mls"]
 PROFILE = "smoke"  # smoke: CPU-sized overrides below are applied when no GPU is present
 GPUS = None  # None: all visible GPUs
 OUTPUT_DIR = "runs/train"
-OVERRIDES = []  # extra overrides for every method, as key=value strings
+OVERRIDES = []  # extra overrides for every method, written as in CPU_OVERRIDES below
 CPU_OVERRIDES = [
     "device=cpu",
     "max_train_items=16",
@@ -60,11 +60,11 @@ extra = list(OVERRIDES)
 if gpus == 0:
     display(Markdown("**No GPU here**: running the CPU smoke configuration (" + ", ".join(CPU_OVERRIDES) + ")."))
     extra += CPU_OVERRIDES
-base = ExperimentConfig.from_yaml(CONFIG)
+base = ExperimentConfig.from_yaml(CONFIG).with_overrides(list(OVERRIDES))  # names and dataset as trained
 runs = {}
 for method in METHODS:
     name = f"{base.name}_{method}_{PROFILE}"
-    overrides = [f"method={method}", f"name={name}", f"output_dir={OUTPUT_DIR}", *extra]
+    overrides = [*extra, f"method={method}", f"name={name}", f"output_dir={OUTPUT_DIR}"]  # per-method last
     cmd = training_command(CONFIG, overrides, gpus=gpus)
     print(" ".join(cmd))
     run_streaming(cmd, Path(OUTPUT_DIR) / f"{name}.log", desc=method)

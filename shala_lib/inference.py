@@ -1,8 +1,11 @@
 """Batched, resumable inference that writes a predictions table (paper: greedy decoding).
 
 Fast path for plain transformers: prompts sorted by length (little padding), left padding,
-large batches, dynamic KV cache (`cache="static"` is available, but on an H100 it recompiled for
-every batch shape and lost to the dynamic cache; see README).
+large batches, dynamic KV cache. `cache="static"` gives every batch one shape (batch size and
+padded prompt length fixed for the whole call; a short last batch is filled with discarded rows),
+so the static cache and the decode step transformers compiles for it are built once per call: an
+earlier static path that let shapes vary recompiled per batch and lost to the dynamic cache on an
+H100 (see README).
 When vLLM is installed and a GPU is present, `backend="auto"` uses it instead.
 Every output goes through `shala_lib.parsing`; unparsable ones are kept with their status.
 Rows are appended to a JSONL file batch by batch, so an interrupted run resumes where it
@@ -73,20 +76,24 @@ def generate_hf(
     lengths = np.array([len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts])
     order = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(prompts))
     device = next(model.parameters()).device
-    use_static = cache == "static"  # measured: static recompiles per shape and lost to dynamic (README)
+    use_static = cache == "static"
+    # static: one (batch, length) shape for the whole call, so the compiled decode step is built once
+    fixed_len = int(-(-lengths.max() // 64) * 64) if use_static else None
+    fixed_rows = min(batch_size, len(prompts)) if use_static else None
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos) if isinstance(eos, list) else {eos}
     out: list[Generation | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc="generate", unit="item", disable=not progress)
     for idx in _batches(order, batch_size):
         batch = [prompts[i] for i in idx]
-        # pad to a multiple of 64 so a static cache sees few distinct shapes
+        if fixed_rows is not None and len(batch) < fixed_rows:
+            batch += [batch[-1]] * (fixed_rows - len(batch))  # filler rows, outputs discarded
         enc = tokenizer(
             batch,
             return_tensors="pt",
-            padding=True,
+            padding="max_length" if use_static else True,
+            max_length=fixed_len,
             add_special_tokens=False,
-            pad_to_multiple_of=64 if use_static else None,
         ).to(device)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=tokenizer.pad_token_id

@@ -19,11 +19,12 @@ TRAINING_CURVES: tuple[tuple[str, str], ...] = (
 
 
 def save_figure(fig: plt.Figure, directory: str | Path, name: str) -> list[Path]:
+    """PNG and PDF; the PDF carries no creation date, so a regenerated figure diffs only if it changed."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.png", directory / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # same figure, same bytes
     return paths
 
 

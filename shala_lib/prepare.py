@@ -16,6 +16,13 @@ from shala_lib.statistics import ambiguity_stats, majority_stats, split_stats
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PROCESSED_DIR = "runs/processed"
+
+
+def processed_path(processed_dir: str | Path, name: str, seed: int) -> Path:
+    """Where notebook 01 writes a dataset's processed table; its presence means the data was there."""
+    return Path(processed_dir) / f"{name}_seed{seed}.parquet"
+
 
 @dataclass
 class Prepared:
@@ -56,7 +63,7 @@ def prepare_dataset(
         return Prepared(name, None, missing=str(e))
     spec = get_spec(name)
     out = Prepared(name, df)
-    out.files.append(write_parquet(df, Path(processed_dir) / f"{name}_seed{seed}.parquet"))
+    out.files.append(write_parquet(df, processed_path(processed_dir, name, seed)))
     out.tables = {
         "by_majority": majority_stats(df),
         "by_ambiguity": ambiguity_stats(df),

@@ -4,21 +4,28 @@
     python -m shala_lib.reproduce --profile paper     # GPUs, the paper's settings
 
 Parameters come from `papermill_params/<profile>.yaml`: a `common` mapping given to every
-notebook and one mapping per notebook. Executed notebooks go to `runs/<profile>/`; tables to
-`results/`, figures to `figures/`. On failure: exit 1, naming the notebook and the failing cell.
+notebook and one mapping per notebook. A notebook mapping with `per_dataset: true` runs once per
+name in the top-level `datasets` list, with `{dataset}` in its string values replaced; a dataset
+that notebook 01 did not prepare (its files are absent) is skipped and reported, never silently.
+Executed notebooks go to `runs/<profile>/` (`04_evaluation_chaosnli.ipynb` for a per-dataset run)
+with a `summary.json` of what ran and what was skipped; tables go to `results/`, figures to
+`figures/`. On failure: exit 1, naming the notebook and the failing cell.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from shala_lib.paths import project_root
+from shala_lib.prepare import DEFAULT_PROCESSED_DIR, processed_path
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_preparation",
@@ -28,10 +35,24 @@ NOTEBOOKS: tuple[str, ...] = (
     "05_ambiguity_analysis",
     "06_reasoning_inspection",
 )
+DEFAULT_SEED = 42
 
 
 class NotebookFailed(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Job:
+    """One papermill execution: a notebook, its parameters, and the dataset of a per-dataset run."""
+
+    notebook: str
+    params: dict[str, Any]
+    dataset: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.notebook if self.dataset is None else f"{self.notebook}_{self.dataset}"
 
 
 def load_profile(profile: str, params_dir: Path | None = None) -> dict[str, Any]:
@@ -41,10 +62,54 @@ def load_profile(profile: str, params_dir: Path | None = None) -> dict[str, Any]
         known = sorted(p.stem for p in params_dir.glob("*.yaml"))
         raise FileNotFoundError(f"no profile {profile!r} ({path} missing); known profiles: {known}")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - {"common", "notebooks"} - set(NOTEBOOKS)
+    unknown = set(data) - {"common", "datasets"} - set(NOTEBOOKS)
     if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
+        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; known: common, datasets, {NOTEBOOKS}")
+    for name in NOTEBOOKS:
+        per = (data.get(name) or {}).get("per_dataset", False)
+        if not isinstance(per, bool):
+            raise ValueError(f"{path}: {name}.per_dataset must be true or false, got {per!r}")
+        if per and not data.get("datasets"):
+            raise ValueError(f"{path}: {name} has per_dataset: true but the profile has no top-level datasets list")
     return data
+
+
+def _with_dataset(value: Any, dataset: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{dataset}", dataset)
+    if isinstance(value, list):
+        return [_with_dataset(v, dataset) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_dataset(v, dataset) for k, v in value.items()}
+    return value
+
+
+def plan(
+    prof: dict[str, Any], notebooks: list[str] | None = None, overrides: dict[str, Any] | None = None
+) -> list[Job]:
+    """The papermill executions of a profile, in order (per-dataset notebooks expanded)."""
+    jobs = []
+    for name in NOTEBOOKS:
+        if notebooks is not None and name not in notebooks:
+            continue
+        entry = dict(prof.get(name) or {})
+        per_dataset = entry.pop("per_dataset", False)
+        params = {**(prof.get("common") or {}), **entry, **(overrides or {})}
+        if per_dataset:
+            jobs += [Job(name, _with_dataset(params, d), d) for d in prof["datasets"]]
+        else:
+            jobs.append(Job(name, params))
+    return jobs
+
+
+def not_prepared(prof: dict[str, Any], dataset: str, root: Path) -> str | None:
+    """Why `dataset` has no processed table from notebook 01 (None: it has one)."""
+    p01 = {**(prof.get("common") or {}), **(prof.get("01_data_preparation") or {})}
+    path = processed_path(p01.get("PROCESSED_DIR", DEFAULT_PROCESSED_DIR), dataset, p01.get("SEED", DEFAULT_SEED))
+    path = path if path.is_absolute() else root / path
+    if path.is_file():
+        return None
+    return f"{dataset} was not prepared by 01_data_preparation (no {path}: its data files are absent, see notebook 01)"
 
 
 def run_profile(
@@ -55,26 +120,34 @@ def run_profile(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> list[Path]:
+    """Execute a profile's notebooks; returns the executed notebooks' paths. Skipped per-dataset
+    runs are printed and listed in `runs/<profile>/summary.json`."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     root = project_root()
     prof = load_profile(profile, params_dir)
-    selected = [n for n in NOTEBOOKS if notebooks is None or n in notebooks]
+    jobs = plan(prof, notebooks, overrides)
     out_dir = (out_root or root / "runs") / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i, name in enumerate(selected, start=1):
-        params = {**(prof.get("common") or {}), **(prof.get(name) or {}), **(overrides or {})}
-        src = root / "notebooks" / f"{name}.ipynb"
-        dst = out_dir / f"{name}.ipynb"
-        print(f"[{i}/{len(selected)}] {name} ...", flush=True)
+    written: list[Path] = []
+    summary: dict[str, Any] = {"profile": profile, "ran": [], "skipped": []}
+    for i, job in enumerate(jobs, start=1):
+        tag = f"[{i}/{len(jobs)}] {job.label}"
+        why = not_prepared(prof, job.dataset, root) if job.dataset is not None else None
+        if why is not None:
+            print(f"{tag} skipped: {why}", flush=True)
+            summary["skipped"].append({"notebook": job.label, "why": why})
+            continue
+        src = root / "notebooks" / f"{job.notebook}.ipynb"
+        dst = out_dir / f"{job.label}.ipynb"
+        print(f"{tag} ...", flush=True)
         t0 = time.time()
         try:
             pm.execute_notebook(
                 str(src),
                 str(dst),
-                parameters=params,
+                parameters=job.params,
                 cwd=str(root),
                 progress_bar=progress,
                 kernel_name="python3",
@@ -82,11 +155,15 @@ def run_profile(
             )
         except PapermillExecutionError as e:
             raise NotebookFailed(
-                f"{name}.ipynb failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}\n"
-                f"executed notebook with the traceback: {dst}"
+                f"{job.label}: {job.notebook}.ipynb failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                f"{e.ename}: {e.evalue}\nexecuted notebook with the traceback: {dst}"
             ) from None
-        print(f"[{i}/{len(selected)}] {name} done in {time.time() - t0:.0f} s -> {dst}", flush=True)
+        seconds = time.time() - t0
+        print(f"{tag} done in {seconds:.0f} s -> {dst}", flush=True)
+        summary["ran"].append({"notebook": job.label, "seconds": round(seconds, 1), "output": str(dst)})
         written.append(dst)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{len(summary['ran'])} notebook run(s), {len(summary['skipped'])} skipped; see {out_dir / 'summary.json'}")
     return written
 
 

@@ -22,6 +22,7 @@ def build_tiny_model(
     seed: int = 0,
     hidden_size: int = 32,
     layers: int = 2,
+    initializer_range: float = 0.02,
 ) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -56,6 +57,7 @@ def build_tiny_model(
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         bos_token_id=None,
+        initializer_range=initializer_range,  # larger: less uniform logits, varied greedy outputs
     )
     model = Qwen2ForCausalLM(cfg)
     model.generation_config.eos_token_id = tok.eos_token_id

@@ -29,6 +29,11 @@ OPTIONS: dict[str, dict[str, bool]] = {
 }
 
 
+def predictions_path(out_dir: str | Path, dataset: str, split: str, option: str) -> Path:
+    """The resumable predictions file of one zero-shot option (what notebooks 04-05 read)."""
+    return Path(out_dir) / f"predictions_{dataset}_{split}_zero_shot_{option.replace('+', '_')}.jsonl"
+
+
 def run_zero_shot(
     table: pd.DataFrame,
     dataset: str,
@@ -54,7 +59,7 @@ def run_zero_shot(
     rows = []
     for opt in options:
         kw = OPTIONS[opt]
-        path = out_dir / f"predictions_{dataset}_{split}_zero_shot_{opt.replace('+', '_')}.jsonl"
+        path = predictions_path(out_dir, dataset, split, opt)
         preds = predict(
             items,
             spec,

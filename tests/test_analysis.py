@@ -49,3 +49,19 @@ def test_figures_have_the_expected_panels():
     c = grouped_metrics(preds, gold, CHAOSNLI.classes, items["majority"], CHAOSNLI.classes)
     fig = plot_by_class(c, CHAOSNLI.classes)
     assert [ax.get_title() for ax in fig.axes] == ["JSD", "BC", "Accuracy", "Macro F1"]
+
+
+def test_saved_figures_are_byte_identical_when_regenerated(tmp_path):
+    import hashlib
+
+    import matplotlib.pyplot as plt
+
+    from shala_lib.plots import save_figure
+
+    digests = []
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        ax.bar(["a", "b"], [0.3, 0.7])
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in save_figure(fig, tmp_path, "f")])
+        plt.close(fig)
+    assert digests[0] == digests[1]

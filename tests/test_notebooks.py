@@ -6,12 +6,15 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pandas as pd
+import papermill as pm
 import pytest
 import yaml
 
+from shala_lib.config import ExperimentConfig
 from shala_lib.paths import project_root
-from shala_lib.reproduce import NOTEBOOKS, NotebookFailed, run_profile
+from shala_lib.reproduce import NOTEBOOKS, NotebookFailed, load_profile, plan, run_profile
 from shala_lib.tiny import build_tiny_model
+from shala_lib.zero_shot import predictions_path
 
 ROOT = project_root()
 
@@ -44,6 +47,7 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
     (params / "t.yaml").write_text(
         yaml.safe_dump(
             {
+                "datasets": ["chaosnli", "msp_podcast"],  # msp_podcast is absent here: skipped, reported
                 "01_data_preparation": {
                     "DATASETS": ["chaosnli", "msp_podcast"],
                     "DATA_DIR": str(shared_data),
@@ -60,6 +64,7 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "RESULTS_DIR": str(out / "results"),
                 },
                 "03_grpo_training": {
+                    "per_dataset": True,
                     "CONFIG": str(cfg),
                     "METHODS": ["shala", "mls"],
                     "OUTPUT_DIR": str(out / "train"),
@@ -68,7 +73,9 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "GPUS": 0,
                 },
                 "04_evaluation": {
-                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_chaosnli_test_zero_shot_prefill.jsonl"),
+                    "per_dataset": True,
+                    "DATASET": "{dataset}",
+                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_{dataset}_test_zero_shot_prefill.jsonl"),
                     "TRAIN_DIR": str(out / "train"),
                     "RUN_PREFIX": "tiny",
                     "METHODS": ["mls", "shala"],
@@ -77,6 +84,8 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "DATA_DIR": str(shared_data),
                 },
                 "06_reasoning_inspection": {
+                    "per_dataset": True,
+                    "DATASET": "{dataset}",
                     "ZERO_SHOT_MODEL": tiny,
                     "TRAIN_DIR": str(out / "train"),
                     "RUN_PREFIX": "tiny",
@@ -88,7 +97,9 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "DATA_DIR": str(shared_data),
                 },
                 "05_ambiguity_analysis": {
-                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_chaosnli_test_zero_shot_prefill.jsonl"),
+                    "per_dataset": True,
+                    "DATASET": "{dataset}",
+                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_{dataset}_test_zero_shot_prefill.jsonl"),
                     "TRAIN_DIR": str(out / "train"),
                     "RUN_PREFIX": "tiny",
                     "METHODS": ["mls", "shala"],
@@ -100,7 +111,11 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
         )
     )
     written = run_profile("t", out_root=out / "runs", params_dir=params, progress=False)
-    assert [p.name for p in written] == [f"{n}.ipynb" for n in NOTEBOOKS]
+    assert [p.name for p in written] == [f"{n}{'_chaosnli' if n >= '03' else ''}.ipynb" for n in NOTEBOOKS]
+    summary = json.loads((out / "runs" / "t" / "summary.json").read_text())
+    assert [r["notebook"] for r in summary["ran"]] == [p.stem for p in written]
+    assert [r["notebook"] for r in summary["skipped"]] == [f"{n}_msp_podcast" for n in NOTEBOOKS[2:]]
+    assert all("msp_podcast_seed42.parquet" in r["why"] for r in summary["skipped"])
     res = out / "results"
     # notebook 01: exact ChaosNLI statistics; MSP-Podcast reported as missing, not dropped silently
     maj = pd.read_csv(res / "chaosnli_stats_by_majority.csv")
@@ -154,8 +169,46 @@ def test_runner_names_failing_notebook_and_cell(tmp_path):
         run_profile("missing", params_dir=params)
 
 
-def test_profiles_exist():
-    for profile in ("smoke", "paper"):
-        data = yaml.safe_load((ROOT / "papermill_params" / f"{profile}.yaml").read_text())
-        assert set(data) <= set(NOTEBOOKS)
-        assert Path(ROOT / data["03_grpo_training"]["CONFIG"]).is_file()
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_profile_parameters_are_the_notebooks_own(profile):
+    """papermill only warns about a parameter a notebook does not declare: a typo would be ignored."""
+    declared = {n: set(pm.inspect_notebook(str(ROOT / "notebooks" / f"{n}.ipynb"))) for n in NOTEBOOKS}
+    for job in plan(load_profile(profile)):
+        assert set(job.params) <= declared[job.notebook], (job.label, set(job.params) - declared[job.notebook])
+
+
+def test_paper_profile_runs_every_dataset_and_all_four_methods():
+    jobs = plan(load_profile("paper"))
+    datasets = ["chaosnli", "goemotions", "msp_podcast"]
+    assert [j.label for j in jobs] == ["01_data_preparation", "02_zero_shot_baselines"] + [
+        f"{n}_{d}" for n in NOTEBOOKS[2:] for d in datasets
+    ]
+    zs = jobs[1].params
+    assert zs["DATASETS"] == datasets and zs["OPTIONS"] == ["paper"] and zs["LIMIT"] is None
+    for job in jobs[2:]:
+        d, p = job.dataset, job.params
+        if job.notebook == "03_grpo_training":
+            base = ExperimentConfig.from_yaml(ROOT / p["CONFIG"]).with_overrides(p["OVERRIDES"])
+            assert (base.dataset, base.name, base.model) == (d, f"{d}_shala_paper", "Qwen/Qwen2.5-7B-Instruct")
+            assert (base.grpo["learning_rate"], base.grpo["num_generations"], base.grpo["beta"]) == (1e-6, 4, 0.0)
+            assert sorted(p["METHODS"]) == ["mls", "shala", "shala_no_ambi"]
+            for m in p["METHODS"]:
+                assert base.with_overrides([f"method={m}"]).method == m
+            continue
+        # 04-06 read what 02 and 03 wrote for the same dataset
+        assert p["DATASET"] == d and p["RUN_PREFIX"] == f"{d}_shala_paper" and p["TRAIN_DIR"] == "runs/paper/train"
+        assert sorted(p["METHODS"]) == ["mls", "shala", "shala_no_ambi"]
+        if "ZERO_SHOT_FILE" in p:
+            assert Path(p["ZERO_SHOT_FILE"]) == predictions_path(zs["OUT_DIR"], d, "test", "paper")
+
+
+def test_profile_validation(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"04_evaluation": {"per_dataset": True}}))
+    with pytest.raises(ValueError, match="no top-level datasets list"):
+        load_profile("a", tmp_path)
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"datasets": ["x"], "04_evaluation": {"per_dataset": "yes"}}))
+    with pytest.raises(ValueError, match="per_dataset must be true or false"):
+        load_profile("b", tmp_path)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"04_evalution": {}}))
+    with pytest.raises(ValueError, match=r"unknown top-level key\(s\) \['04_evalution'\]"):
+        load_profile("c", tmp_path)
