@@ -41,7 +41,7 @@ import gc
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shala_lib.datasets import load
+from shala_lib.datasets import first_items, load
 from shala_lib.inference import predict
 from shala_lib.models import load_model
 from shala_lib.prepare import write_table
@@ -52,7 +52,7 @@ spec = get_spec(DATASET)
 table = load(DATASET, data_dir=DATA_DIR, seed=SEED)
 test = table[table["split"] == "test"]
 examples = pick_examples(test, spec.levels, seed=SEED)
-count_items = test if N_COUNT_ITEMS is None else test.head(N_COUNT_ITEMS)
+count_items = first_items(test, N_COUNT_ITEMS)  # every ambiguity level in turn
 items = pd.concat([examples, count_items]).drop_duplicates("id")
 preds = {}
 for method, path in reasoning_model_paths(ZERO_SHOT_MODEL, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS).items():

@@ -129,16 +129,22 @@ def generate_hf(
     return [g for g in out if g is not None]
 
 
-def generate_vllm(
-    model_path: str, prompts: Sequence[str], max_new_tokens: int, greedy: bool = True, progress: bool = True
-) -> list[Generation]:
-    """Generate with vLLM (GPU, when installed): continuous batching and CUDA graphs."""
-    from vllm import LLM, SamplingParams  # type: ignore[import-not-found]
+def vllm_engine(model_path: str) -> Any:
+    """A vLLM engine for a model directory or Hub id (GPU, when vLLM is installed); build it once."""
+    from vllm import LLM  # type: ignore[import-not-found]
 
-    llm = LLM(model=model_path, dtype="bfloat16")
+    return LLM(model=model_path, dtype="bfloat16")
+
+
+def generate_vllm(
+    engine: Any, prompts: Sequence[str], max_new_tokens: int, greedy: bool = True, progress: bool = True
+) -> list[Generation]:
+    """Generate with a vLLM engine (`vllm_engine`): continuous batching and CUDA graphs."""
+    from vllm import SamplingParams  # type: ignore[import-not-found]
+
     params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if greedy else 1.0)
     t0 = time.perf_counter()
-    res = llm.generate(list(prompts), params, use_tqdm=progress)
+    res = engine.generate(list(prompts), params, use_tqdm=progress)
     dt = (time.perf_counter() - t0) / max(len(prompts), 1)
     return [Generation(r.outputs[0].text, len(r.outputs[0].token_ids), dt) for r in res]
 
@@ -191,13 +197,18 @@ def predict(
 
         processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill=pre)])
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available() and not constrained)
+    if use_vllm and constrained:
+        raise ValueError("constrained decoding uses a transformers logits processor: use backend='hf'")
+    engine = (
+        vllm_engine(str(getattr(model, "name_or_path", model_name) or model_name)) if use_vllm and len(todo) else None
+    )
     chunk = chunk_size or max(batch_size * 4, 64)
     bar = tqdm(total=len(todo), desc=f"{method}/{spec.name}", unit="item", disable=not progress)
     for start in range(0, len(todo), chunk):
         part = todo.iloc[start : start + chunk]
         prompts = [format_prompt(tokenizer, build_messages(spec, row, variant), pre) for _, row in part.iterrows()]
         if use_vllm:
-            gens = generate_vllm(str(getattr(model, "name_or_path", model_name)), prompts, max_new, progress=False)
+            gens = generate_vllm(engine, prompts, max_new, progress=False)
         else:
             gens = generate_hf(
                 model,

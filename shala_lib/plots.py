@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,13 +20,27 @@ TRAINING_CURVES: tuple[tuple[str, str], ...] = (
 
 
 def save_figure(fig: plt.Figure, directory: str | Path, name: str) -> list[Path]:
-    """PNG and PDF; the PDF carries no creation date, so a regenerated figure diffs only if it changed."""
+    """PNG and PDF; the PDF carries no creation date, so a regenerated figure diffs only if it changed.
+    The PNG's text metadata lists the panels (`Panels`: each axes' title, else its y label), so a
+    reader (or a test) can tell what a figure file shows: see `figure_panels`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.png", directory / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    panels = [ax.get_title() or ax.get_ylabel() for ax in fig.axes if ax.get_visible() and ax.has_data()]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Panels": json.dumps(panels)})
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # same figure, same bytes
     return paths
+
+
+def figure_panels(png: str | Path) -> list[str]:
+    """The panels recorded by `save_figure` in a PNG's metadata."""
+    from PIL import Image
+
+    with Image.open(png) as img:
+        text = img.info.get("Panels")
+    if text is None:
+        raise ValueError(f"{png}: no Panels metadata (not written by shala_lib.plots.save_figure)")
+    return list(json.loads(text))
 
 
 def plot_ambiguity(df: pd.DataFrame, spec: DatasetSpec) -> plt.Figure:

@@ -7,9 +7,11 @@ Parameters come from `papermill_params/<profile>.yaml`: a `common` mapping given
 notebook and one mapping per notebook. A notebook mapping with `per_dataset: true` runs once per
 name in the top-level `datasets` list, with `{dataset}` in its string values replaced; a dataset
 that notebook 01 did not prepare (its files are absent) is skipped and reported, never silently.
-Executed notebooks go to `runs/<profile>/` (`04_evaluation_chaosnli.ipynb` for a per-dataset run)
-with a `summary.json` of what ran and what was skipped; tables go to `results/`, figures to
-`figures/`. On failure: exit 1, naming the notebook and the failing cell.
+`{runs}` in a value is the run folder, `runs/<profile>/` unless `--runs-dir` says otherwise: the
+executed notebooks go there (`04_evaluation_chaosnli.ipynb` for a per-dataset run) with a
+`summary.json` of what ran and what was skipped, and the profiles put predictions and checkpoints
+under it. Tables go to `results/` and figures to `figures/` (`--results-dir`, `--figures-dir`).
+On failure: exit 1, naming the notebook and the failing cell.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +77,50 @@ def load_profile(profile: str, params_dir: Path | None = None) -> dict[str, Any]
     return data
 
 
-def _with_dataset(value: Any, dataset: str) -> Any:
+def _substitute(value: Any, names: dict[str, str]) -> Any:
+    """Replace `{dataset}` and `{runs}` in every string of a parameter value."""
     if isinstance(value, str):
-        return value.replace("{dataset}", dataset)
+        for key, text in names.items():
+            value = value.replace("{" + key + "}", text)
+        return value
     if isinstance(value, list):
-        return [_with_dataset(v, dataset) for v in value]
+        return [_substitute(v, names) for v in value]
     if isinstance(value, dict):
-        return {k: _with_dataset(v, dataset) for k, v in value.items()}
+        return {k: _substitute(v, names) for k, v in value.items()}
     return value
 
 
+@cache
+def notebook_parameters(name: str) -> frozenset[str]:
+    """The parameters a notebook declares in its `parameters` cell."""
+    import papermill as pm
+
+    return frozenset(pm.inspect_notebook(str(project_root() / "notebooks" / f"{name}.ipynb")))
+
+
+@dataclass(frozen=True)
+class Dirs:
+    """Where a profile's run writes: executed notebooks, predictions and checkpoints (`runs`, the
+    `{runs}` of the profile's parameters), tables (`results`) and figures (`figures`)."""
+
+    runs: Path
+    results: Path
+    figures: Path
+
+    @classmethod
+    def default(cls, profile: str) -> Dirs:
+        root = project_root()
+        return cls(root / "runs" / profile, root / "results", root / "figures")
+
+
 def plan(
-    prof: dict[str, Any], notebooks: list[str] | None = None, overrides: dict[str, Any] | None = None
+    prof: dict[str, Any],
+    notebooks: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    dirs: Dirs | None = None,
 ) -> list[Job]:
-    """The papermill executions of a profile, in order (per-dataset notebooks expanded)."""
+    """The papermill executions of a profile, in order (per-dataset notebooks expanded). Notebooks
+    that declare RESULTS_DIR / FIGURES_DIR get `dirs.results` / `dirs.figures`."""
     jobs = []
     for name in NOTEBOOKS:
         if notebooks is not None and name not in notebooks:
@@ -95,17 +128,24 @@ def plan(
         entry = dict(prof.get(name) or {})
         per_dataset = entry.pop("per_dataset", False)
         params = {**(prof.get("common") or {}), **entry, **(overrides or {})}
+        names = {}
+        if dirs is not None:
+            names["runs"] = str(dirs.runs)
+            declared = notebook_parameters(name)
+            for key, path in (("RESULTS_DIR", dirs.results), ("FIGURES_DIR", dirs.figures)):
+                if key in declared:
+                    params.setdefault(key, str(path))
         if per_dataset:
-            jobs += [Job(name, _with_dataset(params, d), d) for d in prof["datasets"]]
+            jobs += [Job(name, _substitute(params, {**names, "dataset": d}), d) for d in prof["datasets"]]
         else:
-            jobs.append(Job(name, params))
+            jobs.append(Job(name, _substitute(params, names)))
     return jobs
 
 
-def not_prepared(prof: dict[str, Any], dataset: str, root: Path) -> str | None:
-    """Why `dataset` has no processed table from notebook 01 (None: it has one)."""
-    p01 = {**(prof.get("common") or {}), **(prof.get("01_data_preparation") or {})}
-    path = processed_path(p01.get("PROCESSED_DIR", DEFAULT_PROCESSED_DIR), dataset, p01.get("SEED", DEFAULT_SEED))
+def not_prepared(prep_params: dict[str, Any], dataset: str, root: Path) -> str | None:
+    """Why `dataset` has no processed table from notebook 01 run with `prep_params` (None: it has one)."""
+    folder = prep_params.get("PROCESSED_DIR", DEFAULT_PROCESSED_DIR)
+    path = processed_path(folder, dataset, prep_params.get("SEED", DEFAULT_SEED))
     path = path if path.is_absolute() else root / path
     if path.is_file():
         return None
@@ -115,32 +155,33 @@ def not_prepared(prof: dict[str, Any], dataset: str, root: Path) -> str | None:
 def run_profile(
     profile: str,
     notebooks: list[str] | None = None,
-    out_root: Path | None = None,
+    dirs: Dirs | None = None,
     params_dir: Path | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> list[Path]:
     """Execute a profile's notebooks; returns the executed notebooks' paths. Skipped per-dataset
-    runs are printed and listed in `runs/<profile>/summary.json`."""
+    runs are printed and listed in `<dirs.runs>/summary.json`."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     root = project_root()
     prof = load_profile(profile, params_dir)
-    jobs = plan(prof, notebooks, overrides)
-    out_dir = (out_root or root / "runs") / profile
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dirs = dirs or Dirs.default(profile)
+    jobs = plan(prof, notebooks, overrides, dirs)
+    prep_params = plan(prof, ["01_data_preparation"], overrides, dirs)[0].params
+    dirs.runs.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     summary: dict[str, Any] = {"profile": profile, "ran": [], "skipped": []}
     for i, job in enumerate(jobs, start=1):
         tag = f"[{i}/{len(jobs)}] {job.label}"
-        why = not_prepared(prof, job.dataset, root) if job.dataset is not None else None
+        why = not_prepared(prep_params, job.dataset, root) if job.dataset is not None else None
         if why is not None:
             print(f"{tag} skipped: {why}", flush=True)
             summary["skipped"].append({"notebook": job.label, "why": why})
             continue
         src = root / "notebooks" / f"{job.notebook}.ipynb"
-        dst = out_dir / f"{job.label}.ipynb"
+        dst = dirs.runs / f"{job.label}.ipynb"
         print(f"{tag} ...", flush=True)
         t0 = time.time()
         try:
@@ -162,8 +203,8 @@ def run_profile(
         print(f"{tag} done in {seconds:.0f} s -> {dst}", flush=True)
         summary["ran"].append({"notebook": job.label, "seconds": round(seconds, 1), "output": str(dst)})
         written.append(dst)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"{len(summary['ran'])} notebook run(s), {len(summary['skipped'])} skipped; see {out_dir / 'summary.json'}")
+    (dirs.runs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{len(summary['ran'])} notebook run(s), {len(summary['skipped'])} skipped; see {dirs.runs / 'summary.json'}")
     return written
 
 
@@ -171,10 +212,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="shala-reproduce", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--only", nargs="*", default=None, help=f"notebooks to run (default all): {NOTEBOOKS}")
+    ap.add_argument("--runs-dir", type=Path, help="executed notebooks, predictions, checkpoints (runs/<profile>)")
+    ap.add_argument("--results-dir", type=Path, help="tables (default results/)")
+    ap.add_argument("--figures-dir", type=Path, help="figures (default figures/)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    default = Dirs.default(args.profile)
+    dirs = Dirs(
+        (args.runs_dir or default.runs).resolve(),
+        (args.results_dir or default.results).resolve(),
+        (args.figures_dir or default.figures).resolve(),
+    )
     try:
-        run_profile(args.profile, args.only, progress=not args.no_progress)
+        run_profile(args.profile, args.only, dirs=dirs, progress=not args.no_progress)
     except (NotebookFailed, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -388,6 +388,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
 
 def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFrame | None = None) -> dict[str, Any]:
     """Greedy test-split predictions of a checkpoint (as the paper), stored like zero-shot ones."""
+    from shala_lib.datasets import first_items
     from shala_lib.inference import attach_gold, predict
     from shala_lib.metrics import evaluate
     from shala_lib.models import load_model
@@ -395,8 +396,7 @@ def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFr
     spec = get_spec(cfg.dataset)
     table = load_table(cfg) if table is None else table
     items = table[table["split"] == cfg.eval_split]
-    if cfg.max_eval_items is not None:
-        items = items.head(cfg.max_eval_items)
+    items = first_items(items, cfg.max_eval_items)
     if cfg.lora:  # final/ holds the adapter only
         from peft import PeftModel
 

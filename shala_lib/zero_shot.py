@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from shala_lib.baselines import baseline_predictions
+from shala_lib.datasets import first_items
 from shala_lib.inference import attach_gold, predict
 from shala_lib.metrics import evaluate
 from shala_lib.models import EMBEDDED, load_model
@@ -51,9 +52,7 @@ def run_zero_shot(
     """Predict `split` for each option set; one row per option plus the data-only baselines."""
     spec = get_spec(dataset)
     out_dir = Path(out_dir)
-    items = table[table["split"] == split]
-    if limit is not None:
-        items = items.head(limit)
+    items = first_items(table[table["split"] == split], limit)  # every ambiguity level, even for a small limit
     if model is None:
         model, tokenizer = load_model(model_name)
     rows = []

@@ -250,3 +250,18 @@ def test_download_offline_error_and_skip_when_present(tmp_path, monkeypatch, sha
     assert [p.name for p in dl.download("chaosnli", tmp_path)] == ["chaosNLI_snli.jsonl", "chaosNLI_mnli_m.jsonl"]
     with pytest.raises(DataNotFoundError, match="licensed"):
         dl.download("msp_podcast", tmp_path)
+
+
+def test_first_items_takes_each_level_in_turn_and_is_prefix_stable():
+    from shala_lib.datasets import first_items
+
+    items = pd.DataFrame(
+        {"id": list("abcdefg"), "ambiguity_level": ["medium", "medium", "high", "medium", "low", "high", "medium"]}
+    )
+    assert first_items(items, 5)["id"].tolist() == ["c", "e", "a", "f", "b"]  # high, low, medium; then round 2
+    assert first_items(items, 7)["id"].tolist() == ["c", "e", "a", "f", "b", "d", "g"]
+    for n in range(8):
+        assert first_items(items, n)["id"].tolist() == first_items(items, 7)["id"].tolist()[:n]
+    assert first_items(items, None) is items
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        first_items(items, -1)

@@ -12,7 +12,7 @@ import yaml
 
 from shala_lib.config import ExperimentConfig
 from shala_lib.paths import project_root
-from shala_lib.reproduce import NOTEBOOKS, NotebookFailed, load_profile, plan, run_profile
+from shala_lib.reproduce import NOTEBOOKS, Dirs, NotebookFailed, load_profile, plan, run_profile
 from shala_lib.tiny import build_tiny_model
 from shala_lib.zero_shot import predictions_path
 
@@ -110,7 +110,8 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
             }
         )
     )
-    written = run_profile("t", out_root=out / "runs", params_dir=params, progress=False)
+    dirs = Dirs(out / "runs" / "t", out / "results", out / "figures")
+    written = run_profile("t", dirs=dirs, params_dir=params, progress=False)
     assert [p.name for p in written] == [f"{n}{'_chaosnli' if n >= '03' else ''}.ipynb" for n in NOTEBOOKS]
     summary = json.loads((out / "runs" / "t" / "summary.json").read_text())
     assert [r["notebook"] for r in summary["ran"]] == [p.stem for p in written]
@@ -164,7 +165,7 @@ def test_runner_names_failing_notebook_and_cell(tmp_path):
     params.mkdir()
     (params / "bad.yaml").write_text(yaml.safe_dump({"01_data_preparation": {"DATASETS": ["nope"]}}))
     with pytest.raises(NotebookFailed, match=r"01_data_preparation.ipynb failed in cell \d+ .*unknown dataset 'nope'"):
-        run_profile("bad", notebooks=["01_data_preparation"], out_root=tmp_path, params_dir=params, progress=False)
+        run_profile("bad", ["01_data_preparation"], Dirs(tmp_path, tmp_path, tmp_path), params, progress=False)
     with pytest.raises(FileNotFoundError, match="known profiles"):
         run_profile("missing", params_dir=params)
 
@@ -173,30 +174,33 @@ def test_runner_names_failing_notebook_and_cell(tmp_path):
 def test_profile_parameters_are_the_notebooks_own(profile):
     """papermill only warns about a parameter a notebook does not declare: a typo would be ignored."""
     declared = {n: set(pm.inspect_notebook(str(ROOT / "notebooks" / f"{n}.ipynb"))) for n in NOTEBOOKS}
-    for job in plan(load_profile(profile)):
+    for job in plan(load_profile(profile), dirs=Dirs.default(profile)):
         assert set(job.params) <= declared[job.notebook], (job.label, set(job.params) - declared[job.notebook])
 
 
 def test_paper_profile_runs_every_dataset_and_all_four_methods():
-    jobs = plan(load_profile("paper"))
+    jobs = plan(load_profile("paper"), dirs=Dirs(Path("/R"), Path("/RES"), Path("/FIG")))
     datasets = ["chaosnli", "goemotions", "msp_podcast"]
     assert [j.label for j in jobs] == ["01_data_preparation", "02_zero_shot_baselines"] + [
         f"{n}_{d}" for n in NOTEBOOKS[2:] for d in datasets
     ]
     zs = jobs[1].params
     assert zs["DATASETS"] == datasets and zs["OPTIONS"] == ["paper"] and zs["LIMIT"] is None
+    assert (zs["OUT_DIR"], zs["RESULTS_DIR"]) == ("/R/zero_shot", "/RES")
+    assert jobs[0].params["PROCESSED_DIR"] == "/R/processed"
     for job in jobs[2:]:
         d, p = job.dataset, job.params
         if job.notebook == "03_grpo_training":
             base = ExperimentConfig.from_yaml(ROOT / p["CONFIG"]).with_overrides(p["OVERRIDES"])
             assert (base.dataset, base.name, base.model) == (d, f"{d}_shala_paper", "Qwen/Qwen2.5-7B-Instruct")
             assert (base.grpo["learning_rate"], base.grpo["num_generations"], base.grpo["beta"]) == (1e-6, 4, 0.0)
-            assert sorted(p["METHODS"]) == ["mls", "shala", "shala_no_ambi"]
+            assert sorted(p["METHODS"]) == ["mls", "shala", "shala_no_ambi"] and p["OUTPUT_DIR"] == "/R/train"
+            assert (p["RESULTS_DIR"], p["FIGURES_DIR"]) == ("/RES", "/FIG")
             for m in p["METHODS"]:
                 assert base.with_overrides([f"method={m}"]).method == m
             continue
         # 04-06 read what 02 and 03 wrote for the same dataset
-        assert p["DATASET"] == d and p["RUN_PREFIX"] == f"{d}_shala_paper" and p["TRAIN_DIR"] == "runs/paper/train"
+        assert p["DATASET"] == d and p["RUN_PREFIX"] == f"{d}_shala_paper" and p["TRAIN_DIR"] == "/R/train"
         assert sorted(p["METHODS"]) == ["mls", "shala", "shala_no_ambi"]
         if "ZERO_SHOT_FILE" in p:
             assert Path(p["ZERO_SHOT_FILE"]) == predictions_path(zs["OUT_DIR"], d, "test", "paper")

@@ -15,6 +15,7 @@ from shala_lib.datasets.base import (
     CANONICAL_COLUMNS,
     DataFormatError,
     DataNotFoundError,
+    first_items,
     write_parquet,
 )
 from shala_lib.paths import data_dir as resolve_data_dir
@@ -22,7 +23,7 @@ from shala_lib.paths import data_dir as resolve_data_dir
 DEFAULT_SEED = 42
 NAMES: tuple[str, ...] = ("chaosnli", "goemotions", "msp_podcast", "custom")
 
-__all__ = ["CANONICAL_COLUMNS", "DataFormatError", "DataNotFoundError", "NAMES", "load", "write_parquet"]
+__all__ = ["CANONICAL_COLUMNS", "DataFormatError", "DataNotFoundError", "NAMES", "first_items", "load", "write_parquet"]
 
 
 def load(

@@ -213,3 +213,18 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     clean.attrs = {}
     clean.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
     return path
+
+
+def first_items(items: pd.DataFrame, n: int | None, by: str = "ambiguity_level") -> pd.DataFrame:
+    """The first `n` items taking each level of `by` in turn (the 1st item of every level, then the
+    2nd, ...; levels in sorted order, items in table order), so a small limit still covers every
+    ambiguity level and a smaller limit's items are a prefix of a larger one's (methods evaluated with
+    different limits share their items). `n=None`: all items, in table order."""
+    if n is None:
+        return items
+    if n < 0:
+        raise ValueError(f"n must be >= 0 or None, got {n}")
+    rank = items.groupby(by, sort=True, observed=True).cumcount()
+    level = items[by].astype(str).map({v: i for i, v in enumerate(sorted(items[by].astype(str).unique()))})
+    order = np.lexsort((level.to_numpy(), rank.to_numpy()))
+    return items.iloc[order[:n]]
