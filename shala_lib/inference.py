@@ -159,6 +159,24 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PRED_COLUMNS)) if rows else pd.DataFrame(columns=list(PRED_COLUMNS))
 
 
+def _drop_partial_last_line(path: Path) -> None:
+    """A run killed mid-write leaves a last line without its newline: cut it off before appending,
+    or the next record would be glued onto it and lost."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, 2)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        data = fh.read()
+        keep = data.rfind(b"\n") + 1
+        log.warning(
+            "%s: dropping a partial last line (%d bytes) left by an interrupted run", path.name, len(data) - keep
+        )
+        fh.truncate(keep)
+
+
 def predict(
     items: pd.DataFrame,
     spec: DatasetSpec,
@@ -179,10 +197,12 @@ def predict(
 ) -> pd.DataFrame:
     """Predict a distribution for every item, appending rows to `out_path` (JSONL) as batches finish.
 
-    Ids already in `out_path` are skipped (resume). Returns the whole predictions table.
+    Ids already in `out_path` are skipped (resume). Returns the predictions of `items`, in the
+    file's order; the file may hold more (an earlier run over other or more items).
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_partial_last_line(out_path)
     done = set(read_predictions(out_path)["id"].astype(str))
     todo = items[~items["id"].astype(str).isin(done)]
     if len(done):
@@ -243,6 +263,7 @@ def predict(
         bar.update(len(part))
     bar.close()
     table = read_predictions(out_path)
+    table = table[table["id"].astype(str).isin(set(items["id"].astype(str)))].reset_index(drop=True)
     bad = ~table["status"].isin(USABLE)
     n_bad = int(bad.sum())
     if n_bad:

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import warnings
 from dataclasses import asdict
@@ -127,8 +128,11 @@ class CompletionLog:
     `trainer_state.global_step`), so completions of step s appear in the logs of step s + 1.
     """
 
-    def __init__(self, path: Path, method: str):
+    def __init__(self, path: Path, method: str, resume_step: int | None = None):
         self.path, self.method, self.rows = path, method, []
+        if resume_step is not None and path.is_file():  # completions sampled after the checkpoint are redone
+            old = pd.read_parquet(path)
+            old[old["step"] < resume_step].to_parquet(path, index=False)
 
     def __call__(self, kwargs: dict[str, Any], texts: list[str], rewards: list[float], statuses: list[str]) -> None:
         state = kwargs.get("trainer_state")
@@ -163,8 +167,10 @@ def make_callbacks(
     val_set: tuple[list[str], str, np.ndarray] | None = None,
     spec: DatasetSpec | None = None,
     tokenizer: Any = None,
+    resume_step: int | None = None,
 ) -> list[Any]:
-    """[guard, (validation)]: the guard always comes first."""
+    """[guard, (validation)]: the guard always comes first. On resume from step N, metrics.csv keeps
+    the rows of steps <= N and continues after them."""
     from transformers import TrainerCallback
 
     class Guard(TrainerCallback):
@@ -176,6 +182,12 @@ def make_callbacks(
             self.warned = False
             self.rows: list[dict[str, Any]] = []
             self.csv = cfg.run_dir / "metrics.csv"
+            if resume_step is not None and self.csv.is_file():
+                old = pd.read_csv(self.csv)
+                self.rows = [
+                    {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
+                    for r in old[old["step"] <= resume_step].to_dict("records")
+                ]
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             logs = logs or {}
@@ -277,6 +289,34 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+RUN_ARTIFACTS: tuple[str, ...] = (
+    "checkpoint-*",
+    "final",
+    "metrics.csv",
+    "completions.parquet",
+    "predictions_*.jsonl",
+    "metrics_*.json",
+    "runs",
+)
+
+
+def clear_previous_run(run_dir: Path) -> list[Path]:
+    """A new (not resumed) run must not mix with an earlier one under the same name: its checkpoints
+    would be resumed from, its metrics and completions appended to, and its test predictions reused
+    for the new model. Removes them, with a warning naming what went; returns the removed paths."""
+    removed = sorted({p for pattern in RUN_ARTIFACTS for p in run_dir.glob(pattern)})
+    if removed:
+        log.warning(
+            "%s: new run (not --resume): removing the previous run's %s", run_dir, ", ".join(p.name for p in removed)
+        )
+    for p in removed:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return removed
+
+
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -323,13 +363,19 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     spec = get_spec(cfg.dataset)
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = last_checkpoint(cfg.run_dir) if resume else None
+    if resume and ckpt is None:
+        log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.run_dir)
+    if ckpt is None and is_main_process():
+        clear_previous_run(cfg.run_dir)
+    resume_step = int(ckpt.name.split("-")[-1]) if ckpt else None
     cfg.to_yaml(cfg.run_dir / "experiment.yaml")
     model_path = resolve_model(cfg.model)
     tok = load_tokenizer(model_path)
     table = load_table(cfg)
     train_ds = build_dataset(table, spec, "train", cfg, tok, cfg.max_train_items)
     args = grpo_config(cfg, on_cpu)
-    completions = CompletionLog(cfg.run_dir / "completions.parquet", cfg.method)
+    completions = CompletionLog(cfg.run_dir / "completions.parquet", cfg.method, resume_step)
     reward = make_reward_func(
         cfg.method, spec, prefill=prefill_text(spec) if cfg.prefill else "", on_scored=completions
     )
@@ -344,7 +390,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     if cfg.val_every:
         val = build_dataset(table, spec, "validation", cfg, tok, cfg.val_items)
         val_set = (list(val["prompt"]), prefill_text(spec) if cfg.prefill else "", np.asarray(val["target"]))
-    callbacks = make_callbacks(cfg, completions, val_set, spec, tok)
+    callbacks = make_callbacks(cfg, completions, val_set, spec, tok, resume_step)
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=[reward],
@@ -356,9 +402,6 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     )
     if is_main_process():
         write_effective_config(cfg, trainer.args)
-    ckpt = last_checkpoint(cfg.run_dir) if resume else None
-    if resume and ckpt is None:
-        log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.run_dir)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     guard = callbacks[0]
     if guard.tripped is not None:
@@ -382,6 +425,11 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     del trainer
     if is_main_process() and cfg.eval_split:
+        for stale in (
+            cfg.run_dir / f"predictions_{cfg.eval_split}.jsonl",
+            cfg.run_dir / f"metrics_{cfg.eval_split}.json",
+        ):
+            stale.unlink(missing_ok=True)  # a new final model: earlier predictions are not its own
         result["metrics"] = evaluate_checkpoint(cfg, final, table)
     return result
 

@@ -150,6 +150,13 @@ def test_predict_records_statuses_and_resumes(tiny, chaos, tmp_path):
     assert len(read_predictions(out)) == 10
     pred, gold, merged = attach_gold(full, items, 3)
     assert pred.shape == gold.shape == (10, 3) and np.isnan(pred).any(axis=1).sum() == (~full["pred"].notna()).sum()
+    # another selection over the same file: only its own items come back (the file keeps everything)
+    other = chaos[chaos["split"] == "test"].iloc[8:12]
+    part = predict(other, CHAOSNLI, model, tok, out, batch_size=4, max_new_tokens=8, progress=False)
+    assert part["id"].tolist() == other["id"].tolist() and len(read_predictions(out)) == 12
+    assert part.iloc[:2].equals(full.iloc[8:].reset_index(drop=True))  # done ids reused, not recomputed
+    lines = out.read_text().splitlines()  # the partial line was cut off before appending, not glued to
+    assert len(lines) == 12 and [json.loads(x)["id"] for x in lines][10:] == other["id"].tolist()[2:]
 
 
 def test_prefill_is_parsed_with_completion(tiny, chaos, tmp_path):
@@ -259,10 +266,27 @@ def test_resume_continues_at_the_right_step(tiny, tmp_path):
     cfg.grpo["max_steps"] = 4
     res = train(cfg, resume=True)
     assert res["global_step"] == 4
-    steps = pd.read_csv(cfg.run_dir / "metrics.csv")["step"].dropna().astype(int).tolist()
-    assert steps[:2] == [3, 4]  # the resumed process logged steps 3 and 4 only
+    metrics = pd.read_csv(cfg.run_dir / "metrics.csv")  # both processes' rows: the curve is whole
+    assert metrics.loc[metrics["loss"].notna(), "step"].tolist() == [1, 2, 3, 4]
+    assert metrics.loc[metrics["train_runtime"].notna(), "step"].tolist() == [2, 4]  # one summary per process
     comps = pd.read_parquet(cfg.run_dir / "completions.parquet")
     assert sorted(comps["step"].unique().tolist()) == [0, 1, 2, 3]
+
+
+def test_new_run_under_an_old_name_starts_clean(tiny, tmp_path):
+    """Without --resume, nothing of an earlier run with the same name survives into the new one."""
+    from shala_lib.train import train
+
+    cfg = _cfg(tiny, tmp_path, "mls", max_eval_items=4, eval_batch_size=4)
+    train(cfg)  # 4 steps: checkpoints 2 and 4, predictions of 4 test items
+    cfg = cfg.with_overrides(["grpo.max_steps=2", "max_eval_items=3"])
+    res = train(cfg)
+    assert sorted(p.name for p in cfg.run_dir.glob("checkpoint-*")) == ["checkpoint-2"]
+    metrics = pd.read_csv(cfg.run_dir / "metrics.csv")
+    assert metrics.loc[metrics["loss"].notna(), "step"].tolist() == [1, 2]
+    assert sorted(pd.read_parquet(cfg.run_dir / "completions.parquet")["step"].unique()) == [0, 1]
+    lines = (cfg.run_dir / "predictions_test.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and res["metrics"]["n"] == 3  # the new model's own predictions only
 
 
 @pytest.mark.slow
