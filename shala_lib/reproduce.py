@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from shala_lib.datasets import DEFAULT_SEED
 from shala_lib.paths import project_root
 from shala_lib.prepare import DEFAULT_PROCESSED_DIR, processed_path
 
@@ -38,7 +39,6 @@ NOTEBOOKS: tuple[str, ...] = (
     "05_ambiguity_analysis",
     "06_reasoning_inspection",
 )
-DEFAULT_SEED = 42
 
 
 class NotebookFailed(RuntimeError):

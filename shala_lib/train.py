@@ -284,8 +284,13 @@ def validation_metrics(
     return {"val_jsd": res["jsd"], "val_parse_rate": res["parse_rate"]}
 
 
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step of a `checkpoint-N` folder."""
+    return int(path.name.split("-")[-1])
+
+
 def last_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    ckpts = sorted(run_dir.glob("checkpoint-*"), key=checkpoint_step)
     return ckpts[-1] if ckpts else None
 
 
@@ -368,7 +373,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.run_dir)
     if ckpt is None and is_main_process():
         clear_previous_run(cfg.run_dir)
-    resume_step = int(ckpt.name.split("-")[-1]) if ckpt else None
+    resume_step = checkpoint_step(ckpt) if ckpt else None
     cfg.to_yaml(cfg.run_dir / "experiment.yaml")
     model_path = resolve_model(cfg.model)
     tok = load_tokenizer(model_path)

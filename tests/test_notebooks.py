@@ -44,6 +44,16 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
     out = tmp_path / "out"
     params = tmp_path / "params"
     params.mkdir()
+    # notebooks 04-06 read what 02 and 03 wrote; RESULTS_DIR / FIGURES_DIR come from the runner's Dirs
+    trained = {
+        "per_dataset": True,
+        "DATASET": "{dataset}",
+        "TRAIN_DIR": str(out / "train"),
+        "RUN_PREFIX": "tiny",
+        "METHODS": ["mls", "shala"],
+        "DATA_DIR": str(shared_data),
+    }
+    zero_shot_file = str(out / "zs" / "predictions_{dataset}_test_zero_shot_prefill.jsonl")
     (params / "t.yaml").write_text(
         yaml.safe_dump(
             {
@@ -52,8 +62,6 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "DATASETS": ["chaosnli", "msp_podcast"],
                     "DATA_DIR": str(shared_data),
                     "PROCESSED_DIR": str(out / "processed"),
-                    "RESULTS_DIR": str(out / "results"),
-                    "FIGURES_DIR": str(out / "figures"),
                 },
                 "02_zero_shot_baselines": {
                     "MODEL": tiny,
@@ -61,51 +69,22 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
                     "BATCH_SIZE": 4,
                     "MAX_NEW_TOKENS": 8,
                     "OUT_DIR": str(out / "zs"),
-                    "RESULTS_DIR": str(out / "results"),
                 },
                 "03_grpo_training": {
                     "per_dataset": True,
                     "CONFIG": str(cfg),
                     "METHODS": ["shala", "mls"],
                     "OUTPUT_DIR": str(out / "train"),
-                    "RESULTS_DIR": str(out / "results"),
-                    "FIGURES_DIR": str(out / "figures"),
                     "GPUS": 0,
                 },
-                "04_evaluation": {
-                    "per_dataset": True,
-                    "DATASET": "{dataset}",
-                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_{dataset}_test_zero_shot_prefill.jsonl"),
-                    "TRAIN_DIR": str(out / "train"),
-                    "RUN_PREFIX": "tiny",
-                    "METHODS": ["mls", "shala"],
-                    "N_BOOT": 20,
-                    "RESULTS_DIR": str(out / "results"),
-                    "DATA_DIR": str(shared_data),
-                },
+                "04_evaluation": {**trained, "ZERO_SHOT_FILE": zero_shot_file, "N_BOOT": 20},
+                "05_ambiguity_analysis": {**trained, "ZERO_SHOT_FILE": zero_shot_file},
                 "06_reasoning_inspection": {
-                    "per_dataset": True,
-                    "DATASET": "{dataset}",
+                    **trained,
                     "ZERO_SHOT_MODEL": tiny,
-                    "TRAIN_DIR": str(out / "train"),
-                    "RUN_PREFIX": "tiny",
-                    "METHODS": ["mls", "shala"],
                     "N_COUNT_ITEMS": 3,
                     "MAX_NEW_TOKENS": 12,
                     "OUT_DIR": str(out / "reasoning"),
-                    "RESULTS_DIR": str(out / "results"),
-                    "DATA_DIR": str(shared_data),
-                },
-                "05_ambiguity_analysis": {
-                    "per_dataset": True,
-                    "DATASET": "{dataset}",
-                    "ZERO_SHOT_FILE": str(out / "zs" / "predictions_{dataset}_test_zero_shot_prefill.jsonl"),
-                    "TRAIN_DIR": str(out / "train"),
-                    "RUN_PREFIX": "tiny",
-                    "METHODS": ["mls", "shala"],
-                    "RESULTS_DIR": str(out / "results"),
-                    "FIGURES_DIR": str(out / "figures"),
-                    "DATA_DIR": str(shared_data),
                 },
             }
         )
