@@ -26,9 +26,9 @@ model)
 bench)
   python3 benchmarks/inference.py --device cuda --items 2048 --loop-items 8 --batch 64 --ours-batch 1024 \
     --ours-cache dynamic --max-new-tokens 64 2>"$OUT/inference.err" | tee "$OUT/inference.json"
-  # static cache, one shape per call (compiled once; warm-up timed separately)
+  # our default on CUDA (cache="auto" = static, one shape per call, compiled once; warm-up timed separately)
   python3 benchmarks/inference.py --device cuda --items 2048 --loop-items 8 --batch 64 --ours-batch 256 \
-    --ours-cache static --warmup --max-new-tokens 64 2>"$OUT/inference_static.err" | tee "$OUT/inference_static.json"
+    --ours-cache auto --warmup --max-new-tokens 64 2>"$OUT/inference_static.err" | tee "$OUT/inference_static.json"
   timeout 300 python3 benchmarks/grpo_step.py --steps 8 --steps-per-generation 8 2>"$OUT/grpo_step.err" | tee "$OUT/grpo_step.json" ;;
 zeroshot)
   python3 -m shala_lib.zero_shot --out "$OUT" --batch-size 1024 2>"$OUT/zero_shot.err" | tee "$OUT/zero_shot.txt" ;;

@@ -1,7 +1,11 @@
 """Inference throughput: per-item loop vs batched dynamic cache vs our path, same model/device/items.
 
     python benchmarks/inference.py --items 64 --max-new-tokens 64            # CPU
-    python benchmarks/inference.py --items 512 --ours-batch 256 --device cuda  # GPU
+    python benchmarks/inference.py --items 512 --ours-batch 256 --device cuda --warmup  # GPU
+
+Our path uses `cache="auto"` unless told: the static cache with a compiled decode step for a
+bf16/fp16 model on CUDA, the dynamic cache on CPU. `--force-compile` compiles the static-cache
+step on CPU too (transformers does so only on accelerators), to measure what compiling does here.
 
 The paper prompt is used without prefill so each item generates up to --max-new-tokens tokens
 (min_new_tokens forces the full length, making tokens/s comparable across paths).
@@ -16,7 +20,7 @@ import time
 import torch
 
 from shala_lib.datasets import load
-from shala_lib.inference import generate_hf
+from shala_lib.inference import generate_hf, resolve_cache
 from shala_lib.models import EMBEDDED, format_prompt, load_model
 from shala_lib.prompts import build_messages
 from shala_lib.specs import CHAOSNLI
@@ -49,8 +53,15 @@ def main() -> None:
     ap.add_argument("--ours-cache", default="auto", choices=["auto", "dynamic", "static"])
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--warmup", action="store_true", help="run our path once before timing (compile warm-up)")
+    ap.add_argument("--force-compile", action="store_true", help="compile the static-cache step on CPU too")
     args = ap.parse_args()
     model, tok = load_model(args.model, device=args.device)
+    if args.force_compile:
+        from transformers import CompileConfig
+
+        config = CompileConfig(fullgraph=True)
+        config._compile_all_devices = True
+        model.generation_config.compile_config = config
     df = load("chaosnli")
     items = df.sort_values("split", kind="stable").head(args.items)  # test first, then train/validation
     prompts = [format_prompt(tok, build_messages(CHAOSNLI, r)) for _, r in items.iterrows()]
@@ -60,6 +71,8 @@ def main() -> None:
         "dtype": str(model.dtype),
         "model": args.model,
         "max_new_tokens": args.max_new_tokens,
+        "ours_cache": resolve_cache(model, args.ours_cache),
+        "compiled": args.force_compile or (dev.type == "cuda" and resolve_cache(model, args.ours_cache) == "static"),
     }
     res["per_item_loop"] = run(model, tok, prompts[: args.loop_items], 1, "dynamic", args.max_new_tokens, sort=False)
     res[f"batched_dynamic_b{args.batch}"] = run(model, tok, prompts, args.batch, "dynamic", args.max_new_tokens)

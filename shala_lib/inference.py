@@ -1,11 +1,13 @@
 """Batched, resumable inference that writes a predictions table (paper: greedy decoding).
 
 Fast path for plain transformers: prompts sorted by length (little padding), left padding,
-large batches, dynamic KV cache. `cache="static"` gives every batch one shape (batch size and
-padded prompt length fixed for the whole call; a short last batch is filled with discarded rows),
-so the static cache and the decode step transformers compiles for it are built once per call: an
-earlier static path that let shapes vary recompiled per batch and lost to the dynamic cache on an
-H100 (see README).
+large batches. `cache="static"` gives every batch of a `predict` call one shape (rows and padded
+prompt length fixed for the whole call, chunks included; a short last batch is filled with
+discarded rows), so the static cache and the decode step transformers compiles for it on an
+accelerator are built once per call: an earlier static path that let shapes vary recompiled per
+batch and lost to the dynamic cache on an H100 (see README). `cache="auto"` takes the static
+cache on CUDA (compiled decode step) and the dynamic one on CPU, where compiling does not help
+(measured: README, "Inference speed").
 When vLLM is installed and a GPU is present, `backend="auto"` uses it instead.
 Every output goes through `shala_lib.parsing`; unparsable ones are kept with their status.
 Rows are appended to a JSONL file batch by batch, so an interrupted run resumes where it
@@ -55,6 +57,31 @@ def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def resolve_cache(model: Any, cache: Cache) -> Literal["dynamic", "static"]:
+    """`auto`: the static cache (compiled decode step) for a bf16/fp16 model on CUDA outside autocast,
+    the dynamic cache otherwise (CPU, where compiling does not help; fp32 weights under autocast,
+    where a static cache of the weights' dtype cannot take the bf16 keys and values)."""
+    if cache not in ("auto", "dynamic", "static"):
+        raise ValueError(f"cache must be 'auto', 'dynamic' or 'static', not {cache!r}")
+    if cache != "auto":
+        return cache
+    param = next(model.parameters())
+    half = param.dtype in (torch.bfloat16, torch.float16)
+    on_cuda = param.device.type == "cuda" and not torch.is_autocast_enabled("cuda")
+    return "static" if half and on_cuda else "dynamic"
+
+
+def prompt_lengths(tokenizer: Any, prompts: Sequence[str]) -> np.ndarray:
+    return np.array([len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts], dtype=int)
+
+
+def static_shape(lengths: np.ndarray, batch_size: int) -> tuple[int, int]:
+    """(rows, padded length) for every batch of a static-cache call: the length rounded up to 64."""
+    if len(lengths) == 0:
+        raise ValueError("static_shape needs at least one prompt")
+    return min(batch_size, len(lengths)), int(-(-int(lengths.max()) // 64) * 64)
+
+
 @torch.inference_mode()
 def generate_hf(
     model: Any,
@@ -68,23 +95,32 @@ def generate_hf(
     logits_processor: Any = None,
     progress: bool = True,
     temperature: float = 1.0,
+    shape: tuple[int, int] | None = None,
 ) -> list[Generation]:
-    """Generate for many prompts with HF `generate`: length-sorted batches, left padding."""
+    """Generate for many prompts with HF `generate`: length-sorted batches, left padding.
+
+    With the static cache every batch has one (rows, padded length) shape: `shape`, when the
+    caller fixes it across calls (`predict` does, over its chunks), else `static_shape` of these
+    prompts.
+    """
     if not prompts:
         return []
     tokenizer.padding_side = "left"
-    lengths = np.array([len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts])
+    lengths = prompt_lengths(tokenizer, prompts)
     order = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(prompts))
     device = next(model.parameters()).device
-    use_static = cache == "static"
-    # static: one (batch, length) shape for the whole call, so the compiled decode step is built once
-    fixed_len = int(-(-lengths.max() // 64) * 64) if use_static else None
-    fixed_rows = min(batch_size, len(prompts)) if use_static else None
+    use_static = resolve_cache(model, cache) == "static"
+    fixed_rows, fixed_len = (shape or static_shape(lengths, batch_size)) if use_static else (None, None)
+    if use_static and (fixed_len < lengths.max() or fixed_rows < min(batch_size, len(prompts))):
+        raise ValueError(
+            f"static shape {(fixed_rows, fixed_len)} is smaller than this call's prompts "
+            f"({min(batch_size, len(prompts))} rows, {int(lengths.max())} tokens)"
+        )
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos) if isinstance(eos, list) else {eos}
     out: list[Generation | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc="generate", unit="item", disable=not progress)
-    for idx in _batches(order, batch_size):
+    for idx in _batches(order, fixed_rows or batch_size):
         batch = [prompts[i] for i in idx]
         if fixed_rows is not None and len(batch) < fixed_rows:
             batch += [batch[-1]] * (fixed_rows - len(batch))  # filler rows, outputs discarded
@@ -223,10 +259,15 @@ def predict(
         vllm_engine(str(getattr(model, "name_or_path", model_name) or model_name)) if use_vllm and len(todo) else None
     )
     chunk = chunk_size or max(batch_size * 4, 64)
+    all_prompts = [format_prompt(tokenizer, build_messages(spec, row, variant), pre) for _, row in todo.iterrows()]
+    shape = None
+    if not use_vllm and len(todo) and resolve_cache(model, cache) == "static":
+        # one shape for every chunk of this call: the compiled decode step is built once
+        shape = static_shape(prompt_lengths(tokenizer, all_prompts), batch_size)
     bar = tqdm(total=len(todo), desc=f"{method}/{spec.name}", unit="item", disable=not progress)
     for start in range(0, len(todo), chunk):
         part = todo.iloc[start : start + chunk]
-        prompts = [format_prompt(tokenizer, build_messages(spec, row, variant), pre) for _, row in part.iterrows()]
+        prompts = all_prompts[start : start + chunk]
         if use_vllm:
             gens = generate_vllm(engine, prompts, max_new, progress=False)
         else:
@@ -239,6 +280,7 @@ def predict(
                 cache=cache,
                 logits_processor=processor,
                 progress=False,
+                shape=shape,
             )
         with open(out_path, "a", encoding="utf-8") as fh:
             for item_id, g in zip(part["id"].astype(str), gens):

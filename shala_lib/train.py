@@ -276,7 +276,8 @@ def validation_metrics(
     model.eval()
     device = next(model.parameters()).device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        gens = generate_hf(model, tokenizer, prompts, max_new_tokens=64, batch_size=64, progress=False)
+        # dynamic cache: the weights are fp32 under bf16 autocast (maybe ZeRO-3 partitioned) mid-training
+        gens = generate_hf(model, tokenizer, prompts, max_new_tokens=64, batch_size=64, cache="dynamic", progress=False)
     if was_training:
         model.train()
     pred, statuses = parse_many([prefill + g.text for g in gens], spec)

@@ -73,6 +73,68 @@ def test_static_cache_keeps_one_shape_per_call_and_the_same_greedy_outputs(tiny_
     assert len({g.text for g in static}) == 7
 
 
+def test_compiled_static_decode_step_is_traced_once_per_predict_call(tiny_varied, chaos, tmp_path):
+    """What makes the static cache fast on a GPU is a decode step compiled once and replayed. Force
+    transformers' compilation on CPU (dynamo, eager backend, full graph) and count the graphs it
+    builds: one for a whole `predict` call over three chunks whose own shapes differ (3, 3 and 1
+    rows; different longest prompts), none for a second call, and the same outputs as the dynamic
+    cache."""
+    import torch
+    from torch._dynamo.utils import counters
+    from transformers import CompileConfig
+
+    from shala_lib.inference import prompt_lengths, static_shape
+
+    model, tok = load_model(tiny_varied, device="cpu")
+    items = chaos[chaos["split"] == "test"].head(7)
+    prompts = [format_prompt(tok, build_messages(CHAOSNLI, r)) for _, r in items.iterrows()]
+    chunk_shapes = {static_shape(prompt_lengths(tok, prompts[i : i + 3]), 3) for i in range(0, 7, 3)}
+    assert len(chunk_shapes) >= 2  # fixing the shape per chunk would trace more than one graph
+    config = CompileConfig(backend="eager", fullgraph=True)
+    config._compile_all_devices = True  # transformers compiles only on accelerators unless told
+    model.generation_config.compile_config = config
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        kw = dict(batch_size=3, chunk_size=3, max_new_tokens=12, progress=False)
+        static = predict(items, CHAOSNLI, model, tok, tmp_path / "static.jsonl", cache="static", **kw)
+        graphs_first = counters["stats"]["unique_graphs"]
+        predict(items, CHAOSNLI, model, tok, tmp_path / "static_again.jsonl", cache="static", **kw)
+        graphs_second = counters["stats"]["unique_graphs"] - graphs_first
+        dynamic = predict(items, CHAOSNLI, model, tok, tmp_path / "dynamic.jsonl", cache="dynamic", **kw)
+    finally:
+        torch._dynamo.reset()
+    assert graphs_first == 1 and graphs_second == 0
+    assert static["raw_text"].tolist() == dynamic["raw_text"].tolist()
+    assert static["n_tokens"].tolist() == dynamic["n_tokens"].tolist()
+    assert static["raw_text"].nunique() == 7
+
+
+def test_auto_cache_is_static_only_for_half_precision_on_cuda(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from shala_lib.inference import resolve_cache, static_shape
+
+    def model(device: str, dtype: torch.dtype):
+        return SimpleNamespace(parameters=lambda: iter([SimpleNamespace(device=torch.device(device), dtype=dtype)]))
+
+    assert resolve_cache(model("cuda", torch.bfloat16), "auto") == "static"
+    assert resolve_cache(model("cuda", torch.float16), "auto") == "static"
+    assert resolve_cache(model("cuda", torch.float32), "auto") == "dynamic"  # fp32 weights (training, autocast)
+    assert resolve_cache(model("cpu", torch.bfloat16), "auto") == "dynamic"
+    assert resolve_cache(model("cpu", torch.float32), "static") == "static"
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda *a: True)
+    assert resolve_cache(model("cuda", torch.bfloat16), "auto") == "dynamic"
+    with pytest.raises(ValueError, match="cache must be"):
+        resolve_cache(model("cpu", torch.float32), "compiled")
+    assert static_shape(np.array([70, 3, 128]), 64) == (3, 128)
+    assert static_shape(np.array([129]), 64) == (1, 192)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        static_shape(np.array([], dtype=int), 8)
+
+
 def test_vllm_backend_builds_one_engine_and_records_every_output(tiny, chaos, tmp_path, monkeypatch):
     """Our vLLM adapter against a stand-in `vllm` module (no vLLM wheel fits these machines): one
     engine per call however many chunks, greedy sampling params, every output parsed and recorded."""
