@@ -52,6 +52,7 @@ from IPython.display import Markdown, display
 
 from shala_lib.config import ExperimentConfig
 from shala_lib.dispatch import gpu_count, run_streaming, training_command
+from shala_lib.paths import method_run_dir
 from shala_lib.plots import plot_training_curves, save_figure
 from shala_lib.prepare import write_table
 
@@ -63,12 +64,12 @@ if gpus == 0:
 base = ExperimentConfig.from_yaml(CONFIG).with_overrides(list(OVERRIDES))  # names and dataset as trained
 runs = {}
 for method in METHODS:
-    name = f"{base.name}_{method}_{PROFILE}"
-    overrides = [*extra, f"method={method}", f"name={name}", f"output_dir={OUTPUT_DIR}"]  # per-method last
+    run_dir = method_run_dir(OUTPUT_DIR, base.name, method, PROFILE)  # where notebooks 04-06 look
+    overrides = [*extra, f"method={method}", f"name={run_dir.name}", f"output_dir={OUTPUT_DIR}"]  # per-method last
     cmd = training_command(CONFIG, overrides, gpus=gpus)
     print(" ".join(cmd))
-    run_streaming(cmd, Path(OUTPUT_DIR) / f"{name}.log", desc=method)
-    runs[method] = Path(OUTPUT_DIR) / name
+    run_streaming(cmd, Path(OUTPUT_DIR) / f"{run_dir.name}.log", desc=method)
+    runs[method] = run_dir
 
 # %% [markdown]
 # ## Training curves (reward, reward spread, unparsable fraction, zero-variance groups)

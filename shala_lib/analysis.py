@@ -51,14 +51,15 @@ def grouped_metrics(
     )
 
 
-def _palette(methods: Sequence[str]) -> dict[str, str]:
+def method_palette(methods: Sequence[str]) -> dict[str, str]:
+    """Each method's fixed colour (METHOD_COLORS; one fallback colour for others)."""
     return {m: METHOD_COLORS.get(m, "#17becf") for m in methods}
 
 
 def plot_by_level(scores: pd.DataFrame, grouped: pd.DataFrame, order: Sequence[str], title: str = "") -> plt.Figure:
     """Boxplots of per-item JSD and BC, lines of Acc and macro F1, per ambiguity level."""
     methods = list(dict.fromkeys(scores["method"]))
-    pal = _palette(methods)
+    pal = method_palette(methods)
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, metric, label in ((axes[0], "jsd", "JSD (lower is better)"), (axes[1], "bc", "BC (higher is better)")):
         sns.boxplot(
@@ -117,7 +118,7 @@ def plot_by_class(grouped: pd.DataFrame, classes: Sequence[str], title: str = ""
             hue="method",
             order=[c for c in classes if c in set(g["group"])],
             hue_order=methods,
-            palette=_palette(methods),
+            palette=method_palette(methods),
             ax=ax,
             legend=ax is axes.flat[0],
         )

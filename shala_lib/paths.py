@@ -31,3 +31,9 @@ def cache_dir() -> Path:
     """Cache root for converted models and downloads: `SHALA_CACHE_DIR` or ~/.cache/shala_workbench."""
     env = os.environ.get("SHALA_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "shala_workbench"
+
+
+def method_run_dir(train_dir: str | os.PathLike[str], run_prefix: str, method: str, profile: str) -> Path:
+    """The run folder notebook 03 trains `method` into, and notebooks 04-06 read from:
+    `<train_dir>/<run_prefix>_<method>_<profile>`."""
+    return Path(train_dir) / f"{run_prefix}_{method}_{profile}"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from shala_lib.inference import pred_vector
+from shala_lib.paths import method_run_dir
 from shala_lib.specs import DatasetSpec
 
 _NEGATED = re.compile(
@@ -47,6 +48,7 @@ def pick_examples(items: pd.DataFrame, levels: Sequence[str], seed: int = 0) -> 
 def example_tables(examples: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], spec: DatasetSpec) -> pd.DataFrame:
     """Tables 3 / 14-16: per example, the human distribution and each method's reasoning and
     distribution (long format: one row per example and method)."""
+    by_id = {m: preds.set_index("id") for m, preds in predictions.items()}
     rows = []
     for _, ex in examples.iterrows():
         text = " / ".join(f"{f}: {ex[f]}" for f in spec.text_fields)
@@ -61,8 +63,8 @@ def example_tables(examples: pd.DataFrame, predictions: Mapping[str, pd.DataFram
                 "status": "",
             }
         )
-        for m, preds in predictions.items():
-            rec = preds.set_index("id").loc[ex["id"]]
+        for m, preds in by_id.items():
+            rec = preds.loc[ex["id"]]
             dist = pred_vector(rec["pred"], spec.n_classes)
             rows.append(
                 {
@@ -108,7 +110,7 @@ def reasoning_model_paths(
     """{'zero_shot': model, method: <train_dir>/<run_prefix>_<method>_<profile>/final}."""
     paths = {"zero_shot": zero_shot_model}
     for m in methods:
-        final = Path(train_dir) / f"{run_prefix}_{m}_{profile}" / "final"
+        final = method_run_dir(train_dir, run_prefix, m, profile) / "final"
         if not final.is_dir():
             raise FileNotFoundError(f"{final} missing: run notebook 03 first")
         paths[m] = str(final)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from shala_lib.baselines import BASELINES
 from shala_lib.metrics import HIGHER_IS_BETTER, METRIC_LABELS, evaluate, format_with_change
+from shala_lib.paths import method_run_dir
 from shala_lib.significance import bootstrap_ci
 from shala_lib.specs import DatasetSpec
 
@@ -153,7 +154,7 @@ def collect_prediction_files(
     """{'zero_shot': ..., method: <train_dir>/<run_prefix>_<method>_<profile>/predictions_test.jsonl}."""
     files = {"zero_shot": Path(zero_shot_file)}
     for m in methods:
-        files[m] = Path(train_dir) / f"{run_prefix}_{m}_{profile}" / "predictions_test.jsonl"
+        files[m] = method_run_dir(train_dir, run_prefix, m, profile) / "predictions_test.jsonl"
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"prediction file(s) missing: {missing}; run notebooks 02 and 03 first")

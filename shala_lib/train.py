@@ -248,14 +248,17 @@ def make_callbacks(
     class Validation(TrainerCallback):
         """Every `val_every` steps: greedy predictions on validation items -> val_jsd, val_parse_rate."""
 
+        def __init__(self) -> None:
+            self.off = False  # set under ZeRO-3, where the weights are sharded
+
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-            if not cfg.val_every or state.global_step % cfg.val_every or model is None or val_set is None:
+            if self.off or state.global_step % cfg.val_every or model is None:
                 return
             from transformers.integrations import is_deepspeed_zero3_enabled
 
             if is_deepspeed_zero3_enabled():
                 log.warning("validation JSD is skipped under ZeRO-3 (sharded weights); use eval after training")
-                cfg.val_every = 0
+                self.off = True
                 return
             guard.record(state.global_step, validation_metrics(model, tokenizer, spec, *val_set))
 
@@ -337,6 +340,7 @@ def _versions() -> dict[str, str]:
 
 def write_effective_config(cfg: ExperimentConfig, args: Any) -> Path:
     eff = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool | list | dict | None)}
+    completions = args.per_device_train_batch_size * world_size() * args.gradient_accumulation_steps
     doc = {
         "experiment": asdict(cfg),
         "grpo_effective": eff,
@@ -347,13 +351,8 @@ def write_effective_config(cfg: ExperimentConfig, args: Any) -> Path:
             "scale_rewards": args.scale_rewards,
             "importance_sampling_level": args.importance_sampling_level,
             "generation_batch_size": args.generation_batch_size,
-            "completions_per_optimizer_step": args.per_device_train_batch_size
-            * world_size()
-            * args.gradient_accumulation_steps,
-            "prompts_per_optimizer_step": args.per_device_train_batch_size
-            * world_size()
-            * args.gradient_accumulation_steps
-            // args.num_generations,
+            "completions_per_optimizer_step": completions,
+            "prompts_per_optimizer_step": completions // args.num_generations,
         },
     }
     path = cfg.run_dir / "effective_config.yaml"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from shala_lib.analysis import METHOD_COLORS
+from shala_lib.analysis import method_palette
 from shala_lib.inference import pred_vector
 from shala_lib.metrics import bhattacharyya, js_distance
 from shala_lib.rewards import METHOD_LABELS
@@ -142,7 +142,7 @@ class SampleInspector:
 
     def figure(self, item_id: str) -> plt.Figure:
         s = self.summary(item_id).set_index("method")[list(self.spec.classes)]
-        colors = ["black", *[METHOD_COLORS.get(m, "#17becf") for m in s.index[1:]]]
+        colors = ["black", *method_palette(s.index[1:]).values()]
         fig, ax = plt.subplots(figsize=(7, 2.8))
         s.T.plot.bar(ax=ax, color=colors, rot=0, width=0.8)
         ax.set(ylim=(0, 1), ylabel="probability", title=f"{item_id}")

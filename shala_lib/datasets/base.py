@@ -225,6 +225,7 @@ def first_items(items: pd.DataFrame, n: int | None, by: str = "ambiguity_level")
     if n < 0:
         raise ValueError(f"n must be >= 0 or None, got {n}")
     rank = items.groupby(by, sort=True, observed=True).cumcount()
-    level = items[by].astype(str).map({v: i for i, v in enumerate(sorted(items[by].astype(str).unique()))})
+    labels = items[by].astype(str)
+    level = labels.map({v: i for i, v in enumerate(sorted(labels.unique()))})
     order = np.lexsort((level.to_numpy(), rank.to_numpy()))
     return items.iloc[order[:n]]
