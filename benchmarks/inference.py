@@ -9,6 +9,8 @@ step on CPU too (transformers does so only on accelerators), to measure what com
 
 The paper prompt is used without prefill so each item generates up to --max-new-tokens tokens
 (min_new_tokens forces the full length, making tokens/s comparable across paths).
+`graphs_compiled` counts the graphs dynamo built in the warm-up and in the timed run: a compiled
+path that reuses its shape builds them in the warm-up and none while timed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import time
 
 import torch
+from torch._dynamo.utils import counters
 
 from shala_lib.datasets import load
 from shala_lib.inference import generate_hf, resolve_cache
@@ -40,6 +43,10 @@ def run(model, tok, prompts, batch, cache, max_new, sort=True):
         "tokens_per_s": round(n_tok / dt, 1),
         "tokens": n_tok,
     }
+
+
+def unique_graphs() -> int:
+    return int(counters["stats"]["unique_graphs"])
 
 
 def main() -> None:
@@ -76,12 +83,18 @@ def main() -> None:
     }
     res["per_item_loop"] = run(model, tok, prompts[: args.loop_items], 1, "dynamic", args.max_new_tokens, sort=False)
     res[f"batched_dynamic_b{args.batch}"] = run(model, tok, prompts, args.batch, "dynamic", args.max_new_tokens)
+    graphs = {"warmup": 0}
     if args.warmup:  # the longest prompts: the same padded length, so the timed run reuses the compiled shape
         warm = sorted(prompts, key=lambda p: -len(tok(p, add_special_tokens=False).input_ids))[: args.ours_batch]
+        before = unique_graphs()
         t = time.perf_counter()
         run(model, tok, warm, args.ours_batch, args.ours_cache, args.max_new_tokens)
         res["ours_warmup_s"] = round(time.perf_counter() - t, 1)
+        graphs["warmup"] = unique_graphs() - before
+    before = unique_graphs()
     ours = run(model, tok, prompts, args.ours_batch, args.ours_cache, args.max_new_tokens)
+    graphs["timed"] = unique_graphs() - before
+    res["graphs_compiled"] = graphs
     res[f"ours_b{args.ours_batch}_{args.ours_cache}"] = ours
     base = res["per_item_loop"]["tokens_per_s"]
     dyn = res[f"batched_dynamic_b{args.batch}"]["tokens_per_s"]
