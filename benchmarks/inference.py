@@ -19,11 +19,12 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
 from torch._dynamo.utils import counters
 
 from shala_lib.datasets import load
-from shala_lib.inference import generate_hf, resolve_cache
+from shala_lib.inference import generate_hf, prompt_lengths, resolve_cache
 from shala_lib.models import EMBEDDED, format_prompt, load_model
 from shala_lib.prompts import build_messages
 from shala_lib.specs import CHAOSNLI
@@ -73,19 +74,20 @@ def main() -> None:
     items = df.sort_values("split", kind="stable").head(args.items)  # test first, then train/validation
     prompts = [format_prompt(tok, build_messages(CHAOSNLI, r)) for _, r in items.iterrows()]
     dev = next(model.parameters()).device
+    ours_cache = resolve_cache(model, args.ours_cache)
     res = {
         "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
         "dtype": str(model.dtype),
         "model": args.model,
         "max_new_tokens": args.max_new_tokens,
-        "ours_cache": resolve_cache(model, args.ours_cache),
-        "compiled": args.force_compile or (dev.type == "cuda" and resolve_cache(model, args.ours_cache) == "static"),
+        "ours_cache": ours_cache,
+        "compiled": ours_cache == "static" and (args.force_compile or dev.type == "cuda"),
     }
     res["per_item_loop"] = run(model, tok, prompts[: args.loop_items], 1, "dynamic", args.max_new_tokens, sort=False)
     res[f"batched_dynamic_b{args.batch}"] = run(model, tok, prompts, args.batch, "dynamic", args.max_new_tokens)
     graphs = {"warmup": 0}
     if args.warmup:  # the longest prompts: the same padded length, so the timed run reuses the compiled shape
-        warm = sorted(prompts, key=lambda p: -len(tok(p, add_special_tokens=False).input_ids))[: args.ours_batch]
+        warm = [prompts[i] for i in np.argsort(-prompt_lengths(tok, prompts), kind="stable")[: args.ours_batch]]
         before = unique_graphs()
         t = time.perf_counter()
         run(model, tok, warm, args.ours_batch, args.ours_cache, args.max_new_tokens)
