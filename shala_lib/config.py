@@ -3,6 +3,10 @@
 The `grpo` mapping passes through to TRL's `GRPOConfig` untouched, so every TRL field stays
 reachable. `paper_grpo()` gives the paper's values (App. D.2) with the batch semantics made
 explicit: 4 prompts x 4 rollouts per optimizer step on any GPU count (see README, "Decisions").
+Every objective and schedule setting is written out, never inherited from whatever TRL version is
+installed: TRL's defaults have changed under users before (`loss_type` was `bnpo`, now `dapo`).
+`PAPER_SOURCES` names where each value comes from (a paper section, or "TRL default" where the
+paper defers to `GRPOConfig`'s defaults); README's decisions table is checked against it.
 """
 
 from __future__ import annotations
@@ -15,9 +19,29 @@ import yaml
 
 from shala_lib.models import EMBEDDED
 
+# where each of the paper's settings comes from (README, "Decisions", lists the same)
+PAPER_PROMPTS_PER_STEP = 4  # App. D.2: batch 1 per GPU x 2 accumulation x 2 GPUs = "4 prompts per optimization step"
+PAPER_SOURCES: dict[str, str] = {
+    "learning_rate": "paper App. D.2 (1e-6)",
+    "optim": "paper App. D.2 (AdamW)",
+    "num_generations": "paper App. D.2 (4 rollouts)",
+    "temperature": "paper App. D.2 (1.2)",
+    "max_completion_length": "paper App. D.2 (128 tokens)",
+    "beta": "paper App. D.2 (no KL term)",
+    "loss_type": "paper eq. 7/11 (1/|o_i| per completion, then the group mean) = TRL 'grpo'",
+    "importance_sampling_level": "paper eq. 11 (per-token ratio) = TRL default",
+    "epsilon": "paper eq. 11 (PPO clip; value not given) -> TRL default 0.2",
+    "mask_truncated_completions": "paper silent -> TRL default (False: truncated completions stay in the loss)",
+    "scale_rewards": "paper eq. 6/10 (group std) = TRL default 'group'",
+    "num_train_epochs": "paper App. D.2 ('remaining hyperparameters follow GRPOConfig defaults') -> 3",
+    "logging_steps": "ours (every step: training curves)",
+    "save_steps": "ours (a checkpoint every 100 steps)",
+}
+
 
 def paper_grpo() -> dict[str, Any]:
-    """The paper's GRPO hyperparameters; TRL defaults for everything else."""
+    """The paper's GRPO hyperparameters (App. D.2, eq. 7/11), every objective and schedule setting
+    explicit; sources in `PAPER_SOURCES`."""
     return {
         "learning_rate": 1e-6,
         "optim": "adamw_torch",
@@ -26,10 +50,14 @@ def paper_grpo() -> dict[str, Any]:
         "max_completion_length": 128,
         "beta": 0.0,
         "per_device_train_batch_size": 4,  # completions (TRL >= 0.16 semantics)
+        "loss_type": "grpo",  # eq. 7/11; TRL 1.16's default is "dapo" (token-level normalisation)
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "mask_truncated_completions": False,
         "scale_rewards": "group",  # TRL default, stated explicitly: the faithful choice
+        "num_train_epochs": 3,  # GRPOConfig's default, which the paper defers to
         "logging_steps": 1,
         "save_steps": 100,
-        "num_train_epochs": 1,
     }
 
 
@@ -57,7 +85,7 @@ class ExperimentConfig:
     prompt_variant: str = "paper"
     prefill: bool = False
     output_dir: str = "runs/train"
-    prompts_per_step: int = 4  # prompts per optimizer step, summed over GPUs
+    prompts_per_step: int = PAPER_PROMPTS_PER_STEP  # prompts per optimizer step, summed over GPUs
     max_train_items: int | None = None
     max_eval_items: int | None = None
     eval_split: str = "test"
@@ -66,6 +94,9 @@ class ExperimentConfig:
     val_items: int = 32
     zero_std_warn: float = 0.8  # warn when frac_reward_zero_std stays above this
     zero_std_window: int = 10
+    # checkpoints kept: the last `keep_checkpoints`, plus the one with the lowest validation JSD
+    # when validation is on (`val_every`); None keeps all (a 7B fp32 + Adam checkpoint is ~100 GB)
+    keep_checkpoints: int | None = 2
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
@@ -129,6 +160,13 @@ class ExperimentConfig:
             raise ValueError(f"{source}: grpo.num_generations must be >= 2 (GRPO needs a group)")
         if self.grpo.get("scale_rewards") not in ("group", "batch", "none", True, False):
             raise ValueError(f"{source}: grpo.scale_rewards must be group, batch or none")
+        if self.keep_checkpoints is not None and int(self.keep_checkpoints) < 1:
+            raise ValueError(f"{source}: keep_checkpoints must be >= 1 (or null to keep every checkpoint)")
+        if self.grpo.get("save_total_limit") is not None:
+            raise ValueError(
+                f"{source}: set keep_checkpoints (the last N plus the best by validation JSD) instead of "
+                "grpo.save_total_limit (TRL would count the best checkpoint within the limit)"
+            )
         gen = self.grpo.get("generation_kwargs") or {}
         if gen.get("do_sample") is False:
             raise ValueError(

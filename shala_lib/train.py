@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from shala_lib.config import ExperimentConfig
+from shala_lib.config import PAPER_PROMPTS_PER_STEP, PAPER_SOURCES, ExperimentConfig, paper_grpo
 from shala_lib.models import format_prompt, load_tokenizer, resolve_model
 from shala_lib.prompts import build_messages, prefill_text
 from shala_lib.rewards import make_reward_func
@@ -111,8 +111,10 @@ def grpo_config(cfg: ExperimentConfig, on_cpu: bool) -> Any:
         g.setdefault("gradient_checkpointing", False)
     else:
         g.setdefault("bf16", True)  # autocast; weights stay fp32 (model_init_kwargs below)
-        if "use_vllm" not in g and importlib.util.find_spec("vllm") is not None:
-            g.update(use_vllm=True, vllm_mode=g.get("vllm_mode", "colocate"))  # fastest rollouts when installed
+    # vLLM rollouts only when asked for (grpo.use_vllm: true), never because the package is installed
+    g.setdefault("use_vllm", False)
+    if g["use_vllm"] and importlib.util.find_spec("vllm") is None:
+        raise ValueError("grpo.use_vllm is true but vllm is not installed (pip install vllm; TRL 1.16 wants <=0.31)")
     g.setdefault("model_init_kwargs", {"dtype": "float32"})
     known = set(GRPOConfig.__dataclass_fields__)
     unknown = sorted(set(g) - known)
@@ -126,13 +128,37 @@ class CompletionLog:
 
     `step` is the number of optimizer steps completed when the completion was sampled (TRL's
     `trainer_state.global_step`), so completions of step s appear in the logs of step s + 1.
+
+    TRL runs the reward functions in every process, each on its own share of the rollouts, so each
+    process writes its own part (`completions.rank<R>.parquet`) and never touches another's; the main
+    process folds the parts into `completions.parquet` after training (`merge`). A resumed run drops
+    what was sampled after the checkpoint, from the merged file and from every part.
     """
 
-    def __init__(self, path: Path, method: str, resume_step: int | None = None):
-        self.path, self.method, self.rows = path, method, []
-        if resume_step is not None and path.is_file():  # completions sampled after the checkpoint are redone
-            old = pd.read_parquet(path)
-            old[old["step"] < resume_step].to_parquet(path, index=False)
+    def __init__(
+        self, run_dir: Path, method: str, rank: int = 0, world: int = 1, resume_step: int | None = None
+    ) -> None:
+        self.path, self.method, self.rank, self.rows = Path(run_dir) / "completions.parquet", method, rank, []
+        self.part = self.part_path(rank)
+        if resume_step is None:
+            self.part.unlink(missing_ok=True)
+            return
+        # each process trims its own part; the main one the merged file and parts of ranks gone since
+        mine = [self.part] if rank else [self.path, self.part, *(p for p in self.parts() if self.rank_of(p) >= world)]
+        for path in mine:
+            if path.is_file():
+                old = pd.read_parquet(path)
+                old[old["step"] < resume_step].to_parquet(path, index=False)
+
+    def part_path(self, rank: int) -> Path:
+        return self.path.with_name(f"completions.rank{rank}.parquet")
+
+    def parts(self) -> list[Path]:
+        return sorted(self.path.parent.glob("completions.rank*.parquet"), key=self.rank_of)
+
+    @staticmethod
+    def rank_of(part: Path) -> int:
+        return int(part.stem.split("rank")[-1])
 
     def __call__(self, kwargs: dict[str, Any], texts: list[str], rewards: list[float], statuses: list[str]) -> None:
         state = kwargs.get("trainer_state")
@@ -144,6 +170,7 @@ class CompletionLog:
                 {
                     "step": step,
                     "method": self.method,
+                    "rank": self.rank,
                     "id": ids[i],
                     "ambiguity_level": levels[i],
                     "completion": text,
@@ -153,12 +180,74 @@ class CompletionLog:
             )
 
     def flush(self) -> None:
+        """Append what this process scored since the last flush to its own part."""
         if self.rows:
             new = pd.DataFrame(self.rows)
-            if self.path.is_file():
-                new = pd.concat([pd.read_parquet(self.path), new], ignore_index=True)
-            new.to_parquet(self.path, index=False)
+            if self.part.is_file():
+                new = pd.concat([pd.read_parquet(self.part), new], ignore_index=True)
+            new.to_parquet(self.part, index=False)
             self.rows = []
+
+    def merge(self) -> int:
+        """Main process, once every process has flushed: the merged file plus every part, in step
+        order (within a step, by rank), into `completions.parquet`; the parts are removed. Returns
+        the number of rows."""
+        frames = [pd.read_parquet(p) for p in [self.path, *self.parts()] if p.is_file()]
+        if not frames:
+            return 0
+        merged = pd.concat(frames, ignore_index=True).sort_values(["step", "rank"], kind="stable")
+        tmp = self.path.with_suffix(".tmp")
+        merged.reset_index(drop=True).to_parquet(tmp, index=False)
+        tmp.replace(self.path)
+        for part in self.parts():
+            part.unlink()
+        return len(merged)
+
+
+def nonfinite_weights(model: Any) -> bool:
+    """Whether any weight is NaN/inf, agreed by every process (so all of them stop together).
+
+    Each process checks the weights it holds: whole tensors, or under DeepSpeed ZeRO-3 its own
+    partition (`param.ds_tensor`; the parameter itself is an empty placeholder there, so checking it
+    would check nothing). The flags are max-reduced across processes.
+    """
+    import torch
+
+    bad = False
+    with torch.no_grad():
+        for p in model.parameters():
+            held = getattr(p, "ds_tensor", None)
+            held = p if held is None else held
+            if held.numel() and not bool(torch.isfinite(held).all()):
+                bad = True
+                break
+    return any_process(bad)
+
+
+def any_process(flag: bool) -> bool:
+    """`flag` OR-ed over all processes (itself when not distributed)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def checkpoints_to_remove(steps: list[int], keep_last: int | None, val_jsd: dict[int, float]) -> list[int]:
+    """Checkpoint steps to delete: all but the last `keep_last` and the one with the lowest
+    validation JSD among those validated (the earliest on ties). `keep_last=None` keeps all."""
+    if keep_last is None:
+        return []
+    ordered = sorted(steps)
+    keep = set(ordered[-keep_last:])
+    scored = [(val_jsd[s], s) for s in ordered if s in val_jsd and math.isfinite(val_jsd[s])]
+    if scored:
+        keep.add(min(scored)[1])
+    return [s for s in ordered if s not in keep]
 
 
 def make_callbacks(
@@ -231,14 +320,19 @@ def make_callbacks(
             ('probability tensor contains inf/nan'): stop before saving or sampling with them."""
             if model is None or self.tripped is not None:
                 return
-            import torch
-
-            with torch.no_grad():
-                bad = any(not bool(torch.isfinite(p).all()) for p in model.parameters() if p.numel())
-            if bad:
+            if nonfinite_weights(model):
                 self.tripped = (state.global_step, "parameters", float("nan"))
                 control.should_training_stop = True
                 control.should_save = False
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            """Keep the last `keep_checkpoints` checkpoints and the best by validation JSD."""
+            if not is_main_process():
+                return
+            steps = [checkpoint_step(p) for p in cfg.run_dir.glob("checkpoint-*")]
+            val = {int(r["step"]): float(r["val_jsd"]) for r in self.rows if "val_jsd" in r}
+            for step in checkpoints_to_remove(steps, cfg.keep_checkpoints, val):
+                shutil.rmtree(cfg.run_dir / f"checkpoint-{step}", ignore_errors=True)
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             completions.flush()
@@ -252,7 +346,8 @@ def make_callbacks(
             self.off = False  # set under ZeRO-3, where the weights are sharded
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-            if self.off or state.global_step % cfg.val_every or model is None:
+            # the main process only: the others go on to the next step and wait for it there
+            if self.off or state.global_step % cfg.val_every or model is None or not is_main_process():
                 return
             from transformers.integrations import is_deepspeed_zero3_enabled
 
@@ -303,7 +398,9 @@ RUN_ARTIFACTS: tuple[str, ...] = (
     "final",
     "metrics.csv",
     "completions.parquet",
+    "completions.rank*.parquet",
     "predictions_*.jsonl",
+    "predictions_*.meta.json",
     "metrics_*.json",
     "runs",
 )
@@ -338,9 +435,29 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def paper_settings(cfg: ExperimentConfig, args: Any) -> dict[str, dict[str, Any]]:
+    """Each setting of `paper_grpo()` as this run has it, with its source, and the paper's value
+    where the run differs from it (so a reader sees at once what is not the paper's)."""
+    paper = {**paper_grpo(), "prompts_per_step": PAPER_PROMPTS_PER_STEP}
+    sources = {**PAPER_SOURCES, "prompts_per_step": "paper App. D.2 (4 prompts per optimization step)"}
+    eff = {**args.to_dict(), "prompts_per_step": prompts_per_optimizer_step(args)}
+    out = {}
+    for key, source in sources.items():
+        value = eff[key]
+        out[key] = {"value": value, "source": source} if value == paper[key] else {"value": value, "paper": paper[key]}
+    return out
+
+
+def completions_per_optimizer_step(args: Any) -> int:
+    return args.per_device_train_batch_size * world_size() * args.gradient_accumulation_steps
+
+
+def prompts_per_optimizer_step(args: Any) -> int:
+    return completions_per_optimizer_step(args) // args.num_generations
+
+
 def write_effective_config(cfg: ExperimentConfig, args: Any) -> Path:
     eff = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool | list | dict | None)}
-    completions = args.per_device_train_batch_size * world_size() * args.gradient_accumulation_steps
     doc = {
         "experiment": asdict(cfg),
         "grpo_effective": eff,
@@ -350,37 +467,70 @@ def write_effective_config(cfg: ExperimentConfig, args: Any) -> Path:
             "loss_type": args.loss_type,
             "scale_rewards": args.scale_rewards,
             "importance_sampling_level": args.importance_sampling_level,
+            "epsilon": args.epsilon,
+            "mask_truncated_completions": args.mask_truncated_completions,
+            "num_train_epochs": args.num_train_epochs,
+            "max_steps": args.max_steps,
+            "use_vllm": args.use_vllm,
             "generation_batch_size": args.generation_batch_size,
-            "completions_per_optimizer_step": completions,
-            "prompts_per_optimizer_step": completions // args.num_generations,
+            "completions_per_optimizer_step": completions_per_optimizer_step(args),
+            "prompts_per_optimizer_step": prompts_per_optimizer_step(args),
+            "keep_checkpoints": cfg.keep_checkpoints,
         },
+        "paper_settings": paper_settings(cfg, args),
     }
     path = cfg.run_dir / "effective_config.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
-def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
-    """Run GRPO for one experiment; returns paths and the post-training test metrics."""
+def leave_distributed_training(trainer: Any) -> None:
+    """Free the trainer's engine and switch off transformers' global ZeRO-3 flag, so that loading the
+    final model for evaluation is a plain `from_pretrained`: with the flag on, it runs under
+    `deepspeed.zero.Init`, which waits for the other processes (a hang when one process evaluates)."""
+    import gc
+
     import torch
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    trainer.accelerator.free_memory()
+    unset_hf_deepspeed_config()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    """Run GRPO for one experiment; returns paths and the post-training test metrics.
+
+    Runs as one process or as several (`torchrun` / `accelerate launch`): the main process cleans
+    the run folder before any process writes into it, every process logs the completions it scored
+    to its own part, and after training the main process merges them and, with every distributed
+    engine released, evaluates the final model on the test split.
+    """
+    import torch
+    from accelerate import PartialState
     from trl import GRPOTrainer
 
     spec = get_spec(cfg.dataset)
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    args = grpo_config(cfg, on_cpu)  # starts the process group when launched with several processes
+    state = PartialState()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = last_checkpoint(cfg.run_dir) if resume else None
     if resume and ckpt is None:
         log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.run_dir)
-    if ckpt is None and is_main_process():
+    if ckpt is None and state.is_main_process:
         clear_previous_run(cfg.run_dir)
+    state.wait_for_everyone()  # the folder is clean before any process writes into it
     resume_step = checkpoint_step(ckpt) if ckpt else None
-    cfg.to_yaml(cfg.run_dir / "experiment.yaml")
+    if state.is_main_process:
+        cfg.to_yaml(cfg.run_dir / "experiment.yaml")
     model_path = resolve_model(cfg.model)
     tok = load_tokenizer(model_path)
     table = load_table(cfg)
     train_ds = build_dataset(table, spec, "train", cfg, tok, cfg.max_train_items)
-    args = grpo_config(cfg, on_cpu)
-    completions = CompletionLog(cfg.run_dir / "completions.parquet", cfg.method, resume_step)
+    completions = CompletionLog(cfg.run_dir, cfg.method, state.process_index, state.num_processes, resume_step)
     reward = make_reward_func(
         cfg.method, spec, prefill=prefill_text(spec) if cfg.prefill else "", on_scored=completions
     )
@@ -405,9 +555,12 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         callbacks=callbacks,
         peft_config=peft_config,
     )
-    if is_main_process():
+    if state.is_main_process:
         write_effective_config(cfg, trainer.args)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    state.wait_for_everyone()  # every process has flushed its completions (on_train_end)
+    if state.is_main_process:
+        completions.merge()
     guard = callbacks[0]
     if guard.tripped is not None:
         step, key, value = guard.tripped
@@ -417,19 +570,22 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
             "Lower the learning rate, keep fp32 master weights (bf16 autocast), or check the rewards."
         )
     final = cfg.run_dir / "final"
-    trainer.save_model(str(final))
-    if is_main_process():
+    trainer.save_model(str(final))  # every process: under ZeRO-3 the weights are gathered from all
+    if state.is_main_process:
         tok.save_pretrained(final)
     result: dict[str, Any] = {
         "run_dir": str(cfg.run_dir),
         "final": str(final),
         "global_step": trainer.state.global_step,
+        "world_size": state.num_processes,
         "train_runtime_s": round(float(trainer.state.log_history[-1].get("train_runtime", 0)), 1),
     }
     if torch.cuda.is_available():
         result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    leave_distributed_training(trainer)
     del trainer
-    if is_main_process() and cfg.eval_split:
+    state.wait_for_everyone()  # final/ is complete before it is read
+    if state.is_main_process and cfg.eval_split:
         for stale in (
             cfg.run_dir / f"predictions_{cfg.eval_split}.jsonl",
             cfg.run_dir / f"metrics_{cfg.eval_split}.json",
