@@ -7,20 +7,30 @@ discarded rows), so the static cache and the decode step transformers compiles f
 accelerator are built once per call: an earlier static path that let shapes vary recompiled per
 batch and lost to the dynamic cache on an H100 (see README). `cache="auto"` takes the static
 cache on CUDA (compiled decode step) and the dynamic one on CPU, where compiling does not help
-(measured: README, "Inference speed").
-When vLLM is installed and a GPU is present, `backend="auto"` uses it instead.
+(measured: README, "Inference speed"). vLLM is used only when asked for (`backend="vllm"`).
+
+Greedy means greedy: a model's `generation_config` can carry sampling and penalty knobs
+(Qwen2.5-Instruct ships `repetition_penalty=1.05`), and transformers applies them to every value a
+`generate` call leaves unset. Generation here runs with a neutral config holding only the model's
+special tokens (`neutral_generation_config`); the vLLM path sets every knob to neutral as well.
+
 Every output goes through `shala_lib.parsing`; unparsable ones are kept with their status.
 Rows are appended to a JSONL file batch by batch, so an interrupted run resumes where it
-stopped and never recomputes finished ids.
+stopped and never recomputes finished ids. Beside each predictions file, `<name>.meta.json` holds
+its fingerprint (model, weights checksum, prompt variant, prefill, constrained decoding, backend,
+decoding settings, max new tokens): a run whose fingerprint differs never resumes that file; it
+is set aside as `<name>.stale-N.jsonl` with a warning naming what changed, and a fresh one begins.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +47,7 @@ from shala_lib.prompts import Variant, build_messages, max_new_tokens_for, prefi
 from shala_lib.specs import DatasetSpec
 
 log = logging.getLogger(__name__)
-Backend = Literal["auto", "hf", "vllm"]
+Backend = Literal["hf", "vllm"]
 Cache = Literal["auto", "dynamic", "static"]
 PRED_COLUMNS = ("id", "method", "model", "variant", "prefill", "raw_text", "status", "pred", "n_tokens", "latency_s")
 
@@ -49,8 +59,89 @@ class Generation:
     latency_s: float
 
 
-def vllm_available() -> bool:
-    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+# generation_config entries that are not decoding knobs: kept when the rest is neutralised
+_NOT_KNOBS = ("eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id", "compile_config")
+# the knobs whose neutral values a predictions file records (what greedy decoding ran with)
+DECODING_KNOBS = (
+    "do_sample",
+    "num_beams",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "length_penalty",
+    "min_new_tokens",
+    "bad_words_ids",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "sequence_bias",
+)
+
+
+@contextmanager
+def neutral_generation_config(model: Any) -> Iterator[dict[str, Any]]:
+    """Swap the model's generation config for one holding only its special tokens (and compile
+    config), so every decoding knob is transformers' neutral default; restored afterwards. Yields
+    the knobs the model's own config set to something else (what was neutralised)."""
+    from transformers import GenerationConfig
+
+    own = model.generation_config
+    neutral = GenerationConfig(**{k: getattr(own, k) for k in _NOT_KNOBS if getattr(own, k, None) is not None})
+    model.generation_config = neutral
+    try:
+        yield model_decoding_defaults(own)
+    finally:
+        model.generation_config = own
+
+
+def neutral_knobs() -> dict[str, Any]:
+    """transformers' global defaults for the decoding knobs (greedy, no penalty, no filter)."""
+    from transformers import GenerationConfig
+
+    defaults = GenerationConfig()._get_default_generation_params()
+    return {k: defaults.get(k) for k in DECODING_KNOBS}
+
+
+def model_decoding_defaults(config: Any) -> dict[str, Any]:
+    """The decoding knobs a model's generation config sets away from transformers' neutral defaults
+    (e.g. Qwen2.5-Instruct's repetition_penalty 1.05): what evaluation overrides."""
+    neutral = neutral_knobs()
+    return {
+        k: getattr(config, k)
+        for k in DECODING_KNOBS
+        if getattr(config, k, None) is not None and getattr(config, k) != neutral[k]
+    }
+
+
+def greedy_settings(backend: Backend = "hf") -> dict[str, Any]:
+    """The decoding settings of an evaluation run, as recorded beside its predictions."""
+    return dict(VLLM_GREEDY) if backend == "vllm" else neutral_knobs()
+
+
+# vLLM's greedy: temperature 0 and every penalty/filter neutral (its engine is also built with
+# generation_config="vllm", so the model's own generation_config.json supplies no defaults)
+VLLM_GREEDY: dict[str, Any] = {
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "top_k": -1,
+    "min_p": 0.0,
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
+
+
+def weights_checksum(model: Any) -> str:
+    """A short hash of every parameter's sum and shape: different weights (another checkpoint, a
+    merged adapter under the base model's name) give a different checksum."""
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            h.update(f"{name}:{tuple(p.shape)}:{float(p.sum(dtype=torch.float64)):.9e};".encode())
+    return h.hexdigest()[:16]
 
 
 def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -134,9 +225,7 @@ def generate_hf(
         kwargs: dict[str, Any] = dict(
             max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=tokenizer.pad_token_id
         )
-        if greedy:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        else:
+        if not greedy:
             kwargs.update(temperature=temperature)
         if use_static:
             kwargs["cache_implementation"] = "static"
@@ -146,7 +235,8 @@ def generate_hf(
                     proc.reset()  # per-batch state (prompt length)
             kwargs["logits_processor"] = logits_processor
         t0 = time.perf_counter()
-        gen = model.generate(**enc, **kwargs)
+        with neutral_generation_config(model):
+            gen = model.generate(**enc, **kwargs)
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
@@ -169,7 +259,8 @@ def vllm_engine(model_path: str) -> Any:
     """A vLLM engine for a model directory or Hub id (GPU, when vLLM is installed); build it once."""
     from vllm import LLM  # type: ignore[import-not-found]
 
-    return LLM(model=model_path, dtype="bfloat16")
+    # generation_config="vllm": defaults from vLLM, not from the model's generation_config.json
+    return LLM(model=model_path, dtype="bfloat16", generation_config="vllm")
 
 
 def generate_vllm(
@@ -178,11 +269,71 @@ def generate_vllm(
     """Generate with a vLLM engine (`vllm_engine`): continuous batching and CUDA graphs."""
     from vllm import SamplingParams  # type: ignore[import-not-found]
 
-    params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if greedy else 1.0)
+    params = SamplingParams(max_tokens=max_new_tokens, **{**VLLM_GREEDY, "temperature": 0.0 if greedy else 1.0})
     t0 = time.perf_counter()
     res = engine.generate(list(prompts), params, use_tqdm=progress)
     dt = (time.perf_counter() - t0) / max(len(prompts), 1)
     return [Generation(r.outputs[0].text, len(r.outputs[0].token_ids), dt) for r in res]
+
+
+def predictions_fingerprint(
+    model: Any,
+    model_name: str,
+    variant: str,
+    prefill: str,
+    constrained: bool,
+    backend: Backend,
+    max_new_tokens: int,
+) -> dict[str, Any]:
+    """What a predictions file's rows depend on: a file is resumed only under the same fingerprint."""
+    fp = {
+        "model": model_name,
+        "model_path": str(getattr(model, "name_or_path", "") or ""),
+        "weights": weights_checksum(model),
+        "variant": variant,
+        "prefill": prefill,
+        "constrained": constrained,
+        "backend": backend,
+        "max_new_tokens": int(max_new_tokens),
+        "decoding": greedy_settings(backend),
+    }
+    return json.loads(json.dumps(fp))  # as it reads back from the sidecar
+
+
+def sidecar_path(out_path: str | Path) -> Path:
+    """`predictions_x.jsonl` -> `predictions_x.meta.json` (fingerprint and decoding settings)."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.stem}.meta.json")
+
+
+def set_aside_if_changed(out_path: Path, fingerprint: dict[str, Any]) -> Path | None:
+    """If `out_path` holds rows made under another fingerprint (or under none: a file from before
+    fingerprints), move it and its sidecar to `<stem>.stale-N.jsonl` with a warning naming what
+    changed, and return where it went; None when the file can be resumed or is empty."""
+    if not out_path.is_file() or out_path.stat().st_size == 0:
+        return None
+    meta = sidecar_path(out_path)
+    old = json.loads(meta.read_text()).get("fingerprint") if meta.is_file() else None
+    if old == fingerprint:
+        return None
+    if old is None:
+        what = "it has no fingerprint (written before fingerprints, or its .meta.json is gone)"
+    else:
+        keys = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        what = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in keys)
+    n = 1
+    while (aside := out_path.with_name(f"{out_path.stem}.stale-{n}{out_path.suffix}")).exists():
+        n += 1
+    out_path.rename(aside)
+    if meta.is_file():
+        meta.rename(sidecar_path(aside))
+    msg = (
+        f"{out_path}: not resumed, the earlier predictions were made differently ({what}); "
+        f"they were moved to {aside.name} and prediction starts afresh"
+    )
+    warnings.warn(msg, stacklevel=3)
+    log.warning(msg)
+    return aside
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
@@ -225,26 +376,45 @@ def predict(
     prefill: bool = False,
     batch_size: int = 32,
     max_new_tokens: int | None = None,
-    backend: Backend = "auto",
+    backend: Backend = "hf",
     cache: Cache = "auto",
     constrained: bool = False,
     chunk_size: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Predict a distribution for every item, appending rows to `out_path` (JSONL) as batches finish.
+    """Predict a distribution for every item (greedy), appending rows to `out_path` (JSONL) as
+    batches finish; `<stem>.meta.json` beside it records the fingerprint and decoding settings.
 
-    Ids already in `out_path` are skipped (resume). Returns the predictions of `items`, in the
-    file's order; the file may hold more (an earlier run over other or more items).
+    Ids already in `out_path` are skipped (resume) when the file was made under the same
+    fingerprint; otherwise it is set aside first (`set_aside_if_changed`). Returns the predictions
+    of `items`, in the file's order; the file may hold more (an earlier run over other items).
     """
+    if backend not in ("hf", "vllm"):
+        raise ValueError(f"backend must be 'hf' or 'vllm' (vLLM only when asked for), not {backend!r}")
+    if backend == "vllm" and constrained:
+        raise ValueError("constrained decoding uses a transformers logits processor: use backend='hf'")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    pre = prefill_text(spec) if prefill else ""
+    max_new = max_new_tokens or max_new_tokens_for(variant)
+    fingerprint = predictions_fingerprint(model, model_name, variant, pre, constrained, backend, max_new)
+    set_aside_if_changed(out_path, fingerprint)
+    sidecar_path(out_path).write_text(
+        json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "model_defaults_overridden": model_decoding_defaults(model.generation_config),
+                "cache": resolve_cache(model, cache) if backend == "hf" else "vllm",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     _drop_partial_last_line(out_path)
     done = set(read_predictions(out_path)["id"].astype(str))
     todo = items[~items["id"].astype(str).isin(done)]
     if len(done):
         log.info("%s: %d ids done, %d to go", out_path.name, len(done), len(todo))
-    pre = prefill_text(spec) if prefill else ""
-    max_new = max_new_tokens or max_new_tokens_for(variant)
     processor = None
     if constrained:
         from transformers import LogitsProcessorList
@@ -252,9 +422,7 @@ def predict(
         from shala_lib.constrained import JsonDistributionProcessor
 
         processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill=pre)])
-    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available() and not constrained)
-    if use_vllm and constrained:
-        raise ValueError("constrained decoding uses a transformers logits processor: use backend='hf'")
+    use_vllm = backend == "vllm"
     engine = (
         vllm_engine(str(getattr(model, "name_or_path", model_name) or model_name)) if use_vllm and len(todo) else None
     )

@@ -16,28 +16,6 @@ from shala_lib.models import format_prompt, load_model
 from shala_lib.prompts import build_messages
 from shala_lib.rewards import make_reward_func, shala_reward
 from shala_lib.specs import CHAOSNLI
-from shala_lib.tiny import build_tiny_model
-
-
-@pytest.fixture(scope="module")
-def chaos(shared_data):
-    return load("chaosnli", data_dir=shared_data)
-
-
-@pytest.fixture(scope="module")
-def tiny(chaos, tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    texts = (chaos["premise"] + " " + chaos["hypothesis"]).tolist()[:400]
-    return str(build_tiny_model(path, texts))
-
-
-@pytest.fixture(scope="module")
-def tiny_varied(chaos, tmp_path_factory):
-    """The tiny model with a wider initialisation: its greedy outputs vary with the input (at the
-    default 0.02 every prompt decodes to the same repeated token, which would make equality vacuous)."""
-    path = tmp_path_factory.mktemp("tiny_varied") / "model"
-    texts = (chaos["premise"] + " " + chaos["hypothesis"]).tolist()[:400]
-    return str(build_tiny_model(path, texts, initializer_range=0.5))
 
 
 def test_batched_greedy_equals_one_by_one(tiny_varied, chaos):
@@ -143,8 +121,8 @@ def test_vllm_backend_builds_one_engine_and_records_every_output(tiny, chaos, tm
     calls: dict[str, list] = {"engines": [], "params": [], "prompts": []}
 
     class LLM:
-        def __init__(self, model, dtype):
-            calls["engines"].append((model, dtype))
+        def __init__(self, model, dtype, generation_config):
+            calls["engines"].append((model, dtype, generation_config))
 
         def generate(self, prompts, params, use_tqdm=False):
             calls["prompts"].append(len(prompts))
@@ -154,16 +132,27 @@ def test_vllm_backend_builds_one_engine_and_records_every_output(tiny, chaos, tm
                 for i in range(len(prompts))
             ]
 
-    def sampling_params(max_tokens, temperature):
-        calls["params"].append((max_tokens, temperature))
+    def sampling_params(max_tokens, **knobs):
+        calls["params"].append((max_tokens, knobs))
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=sampling_params))
     model, tok = load_model(tiny, device="cpu")
     items = chaos[chaos["split"] == "test"].head(10)
     out = tmp_path / "vllm.jsonl"
     table = predict(items, CHAOSNLI, model, tok, out, backend="vllm", chunk_size=4, max_new_tokens=9, progress=False)
-    assert calls["engines"] == [(tiny, "bfloat16")]
-    assert calls["params"] == [(9, 0.0)] * 3 and calls["prompts"] == [4, 4, 2]
+    # the model's generation_config.json gives no defaults; every penalty and filter is neutral
+    assert calls["engines"] == [(tiny, "bfloat16", "vllm")]
+    neutral = dict(
+        temperature=0.0,
+        top_p=1.0,
+        top_k=-1,
+        min_p=0.0,
+        repetition_penalty=1.0,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+    )
+    assert calls["params"] == [(9, neutral)] * 3 and calls["prompts"] == [4, 4, 2]
+    assert json.loads(out.with_name("vllm.meta.json").read_text())["fingerprint"]["decoding"] == neutral
     assert table["id"].tolist() == items["id"].tolist() and (table["n_tokens"] == 7).all()
     assert table["status"].tolist() == [
         "ok",
@@ -178,10 +167,86 @@ def test_vllm_backend_builds_one_engine_and_records_every_output(tiny, chaos, tm
         "no_json",
     ]
     assert table.loc[0, "pred"] == pytest.approx([0.5, 0.3, 0.2]) and table.loc[1, "pred"] is None
-    predict(items, CHAOSNLI, model, tok, out, backend="vllm", progress=False)  # all done: no engine is built
+    predict(items, CHAOSNLI, model, tok, out, backend="vllm", max_new_tokens=9, progress=False)  # all done: no engine
     assert len(calls["engines"]) == 1
     with pytest.raises(ValueError, match="backend='hf'"):
         predict(items, CHAOSNLI, model, tok, tmp_path / "c.jsonl", backend="vllm", constrained=True, progress=False)
+
+
+def test_greedy_evaluation_ignores_the_models_sampling_and_penalty_defaults(tiny_varied, chaos, tmp_path):
+    """A model's generation_config can carry repetition_penalty, top_k, no_repeat_ngram_size...
+    (Qwen2.5-Instruct ships repetition_penalty 1.05); transformers applies them to every value a
+    call leaves unset. Evaluation must be greedy regardless, and say what it overrode."""
+    import torch
+
+    model, tok = load_model(tiny_varied, device="cpu")
+    items = chaos[chaos["split"] == "test"].head(6)
+    kw = dict(batch_size=6, max_new_tokens=16, progress=False)
+    clean = predict(items, CHAOSNLI, model, tok, tmp_path / "clean.jsonl", **kw)
+    model.generation_config.repetition_penalty = 3.0
+    model.generation_config.no_repeat_ngram_size = 2
+    model.generation_config.top_k = 3
+    # the knobs really change plain greedy generate (so the comparison below can fail)
+    prompts = [format_prompt(tok, build_messages(CHAOSNLI, r)) for _, r in items.iterrows()]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        leaked = model.generate(**enc, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
+    leaked_text = [tok.decode(r[enc["input_ids"].shape[1] :], skip_special_tokens=True) for r in leaked]
+    assert leaked_text != clean["raw_text"].tolist()
+    knobs = predict(items, CHAOSNLI, model, tok, tmp_path / "knobs.jsonl", **kw)
+    assert knobs["raw_text"].tolist() == clean["raw_text"].tolist()
+    assert model.generation_config.repetition_penalty == 3.0  # the model's own config is restored
+    meta = json.loads((tmp_path / "knobs.meta.json").read_text())
+    assert meta["model_defaults_overridden"] == {"repetition_penalty": 3.0, "no_repeat_ngram_size": 2, "top_k": 3}
+    d = meta["fingerprint"]["decoding"]
+    assert (d["do_sample"], d["num_beams"], d["repetition_penalty"], d["no_repeat_ngram_size"]) == (False, 1, 1.0, 0)
+
+
+def test_changed_model_or_setting_never_resumes_an_old_predictions_file(tiny, tiny_varied, chaos, tmp_path):
+    """Zero-shot files are named by dataset, split and option only: a rerun with another MODEL (or
+    prompt variant, prefill, max tokens) must predict afresh, keeping the old file aside."""
+    from shala_lib.zero_shot import predictions_path, run_zero_shot
+
+    table = chaos
+    kw = dict(options=("prefill",), limit=4, batch_size=4, max_new_tokens=10, progress=False)
+    path = predictions_path(tmp_path, "chaosnli", "test", "prefill")
+    a, ta = load_model(tiny, device="cpu")
+    run_zero_shot(table, "chaosnli", tmp_path, model_name="A", model=a, tokenizer=ta, **kw)
+    first = read_predictions(path)
+    again = path.read_bytes()
+    run_zero_shot(table, "chaosnli", tmp_path, model_name="A", model=a, tokenizer=ta, **kw)
+    assert path.read_bytes() == again  # same model and settings: resumed, nothing recomputed
+    b, tb = load_model(tiny_varied, device="cpu")
+    with pytest.warns(UserWarning, match=r"not resumed.*model: 'A' -> 'B'.*model_path.*weights"):
+        run_zero_shot(table, "chaosnli", tmp_path, model_name="B", model=b, tokenizer=tb, **kw)
+    second = read_predictions(path)
+    fresh = predict(
+        first_ids := chaos.set_index("id").loc[first["id"]].reset_index(),
+        CHAOSNLI,
+        b,
+        tb,
+        tmp_path / "b_alone.jsonl",
+        prefill=True,
+        batch_size=4,
+        max_new_tokens=10,
+        progress=False,
+    )
+    assert second["raw_text"].tolist() == fresh["raw_text"].tolist() != first["raw_text"].tolist()
+    assert (second["model"] == "B").all() and len(first_ids) == 4
+    aside = path.with_name(path.stem + ".stale-1.jsonl")
+    assert read_predictions(aside)["raw_text"].tolist() == first["raw_text"].tolist()
+    assert json.loads(path.with_name(path.stem + ".stale-1.meta.json").read_text())["fingerprint"]["model"] == "A"
+    # the same weights under another setting (max new tokens) are not resumed either
+    with pytest.warns(UserWarning, match=r"max_new_tokens: 10 -> 12"):
+        run_zero_shot(
+            table, "chaosnli", tmp_path, model_name="B", model=b, tokenizer=tb, **{**kw, "max_new_tokens": 12}
+        )
+    assert path.with_name(path.stem + ".stale-2.jsonl").is_file()
+    # a file from before fingerprints (no sidecar) is not trusted
+    legacy = tmp_path / "legacy.jsonl"
+    legacy.write_text(path.read_text())
+    with pytest.warns(UserWarning, match="no fingerprint"):
+        predict(first_ids, CHAOSNLI, b, tb, legacy, prefill=True, batch_size=4, max_new_tokens=12, progress=False)
 
 
 def test_predict_records_statuses_and_resumes(tiny, chaos, tmp_path):
@@ -295,13 +360,15 @@ def test_train_each_method_checkpoints_and_evaluates(tiny, tmp_path, method):
     assert (run / "checkpoint-2").is_dir() and (run / "checkpoint-4").is_dir() and (run / "final").is_dir()
     eff = yaml.safe_load((run / "effective_config.yaml").read_text())
     assert eff["grpo_effective"]["scale_rewards"] == "group" and eff["grpo_effective"]["num_generations"] == 4
+    assert eff["grpo_effective"]["loss_type"] == "grpo" and eff["grpo_effective"]["use_vllm"] is False
     assert eff["grpo_effective"]["generation_batch_size"] == 8  # 2 prompts x 4 rollouts per step
     assert eff["versions"]["trl"] == "1.16.0" and "loss_type" in eff["notes"]
     assert eff["notes"]["prompts_per_optimizer_step"] == 2 and eff["notes"]["completions_per_optimizer_step"] == 8
     metrics = pd.read_csv(run / "metrics.csv")
     assert f"rewards/{method}_reward/mean" in metrics.columns and metrics["step"].max() == 4
     comps = pd.read_parquet(run / "completions.parquet")
-    assert len(comps) == 4 * 8 and set(comps["method"]) == {method}
+    assert len(comps) == 4 * 8 and set(comps["method"]) == {method} and set(comps["rank"]) == {0}
+    assert comps.groupby(["step", "id"]).size().eq(4).all()  # each prompt's 4 rollouts, once
     # the rewards TRL logged are what shala_lib.rewards gives on the same completions
     fn = make_reward_func(method, CHAOSNLI, prefill='{"entailment": ')
     table = load("chaosnli")
@@ -402,3 +469,115 @@ def test_zero_std_warning_validation_jsd_and_lora(tiny, tmp_path):
     assert ((val["val_jsd"] >= 0) & (val["val_jsd"] <= 1)).all() and (val["val_parse_rate"] <= 1).all()
     assert (cfg.run_dir / "final" / "adapter_config.json").is_file()
     assert res["metrics"]["n"] == 6
+
+
+def test_paper_profile_effective_config_is_the_papers(tmp_path):
+    """configs/shala_paper.yaml as TRL receives it (no model needed): the paper's loss type, epochs,
+    rollouts, ... each with its source, nothing silently different; the README's decisions table
+    names every one of them."""
+    from pathlib import Path
+
+    from shala_lib.config import PAPER_SOURCES
+    from shala_lib.train import grpo_config, write_effective_config
+
+    cfg = ExperimentConfig.from_yaml("configs/shala_paper.yaml").with_overrides([f"output_dir={tmp_path}"])
+    cfg.run_dir.mkdir(parents=True)
+    eff = yaml.safe_load(write_effective_config(cfg, grpo_config(cfg, on_cpu=True)).read_text())
+    n = eff["notes"]
+    assert (n["loss_type"], n["importance_sampling_level"], n["epsilon"], n["num_train_epochs"]) == (
+        "grpo",
+        "token",
+        0.2,
+        3,
+    )
+    assert n["mask_truncated_completions"] is False and n["use_vllm"] is False and n["scale_rewards"] == "group"
+    assert n["prompts_per_optimizer_step"] == 4 and n["completions_per_optimizer_step"] == 16
+    assert n["keep_checkpoints"] == 2
+    settings = eff["paper_settings"]
+    assert set(settings) == {*PAPER_SOURCES, "prompts_per_step"}
+    assert all("source" in v and "paper" not in v for v in settings.values()), settings
+    assert settings["loss_type"]["source"].startswith("paper eq. 7/11")
+    # a config that departs from the paper says so, with the paper's value
+    small = ExperimentConfig.from_yaml("configs/chaosnli_smollm2.yaml").with_overrides([f"output_dir={tmp_path}"])
+    small.run_dir.mkdir(parents=True)
+    eff = yaml.safe_load(write_effective_config(small, grpo_config(small, on_cpu=True)).read_text())
+    assert eff["paper_settings"]["learning_rate"] == {"value": 1e-5, "paper": 1e-6}
+    assert eff["paper_settings"]["loss_type"]["value"] == "grpo"  # inherited from paper_grpo(), not TRL's dapo
+    readme = Path("README.md").read_text()
+    decisions = readme[readme.index("## Decisions") :]
+    for key in (*PAPER_SOURCES, "prompts_per_step"):
+        assert f"`{key}`" in decisions, key
+
+
+def test_vllm_rollouts_only_when_asked(monkeypatch, tmp_path):
+    import importlib.util
+
+    from shala_lib.train import grpo_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+    cfg = ExperimentConfig.from_dict({"output_dir": str(tmp_path), "grpo": {"bf16": False}})  # the GPU path, here
+    assert grpo_config(cfg, on_cpu=False).use_vllm is False  # installed, but not asked for
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
+    with pytest.raises(ValueError, match="use_vllm is true but vllm is not installed"):
+        grpo_config(cfg.with_overrides(["grpo.use_vllm=true"]), on_cpu=False)
+
+
+def test_checkpoint_retention_keeps_the_last_n_and_the_best_validated():
+    from shala_lib.train import checkpoints_to_remove
+
+    steps = [100, 200, 300, 400, 500]
+    assert checkpoints_to_remove(steps, 2, {}) == [100, 200, 300]
+    assert checkpoints_to_remove(steps, 2, {100: 0.40, 200: 0.31, 300: 0.35, 400: 0.33, 500: 0.38}) == [100, 300]
+    assert checkpoints_to_remove(steps, 2, {200: 0.30, 300: 0.30}) == [100, 300]  # ties: the earlier
+    assert checkpoints_to_remove(steps, 2, {500: 0.2}) == [100, 200, 300]  # the best is among the last
+    assert checkpoints_to_remove(steps, 2, {200: float("nan")}) == [100, 200, 300]
+    assert checkpoints_to_remove(steps, None, {}) == []
+    with pytest.raises(ValueError, match="keep_checkpoints must be >= 1"):
+        ExperimentConfig.from_dict({"keep_checkpoints": 0})
+    with pytest.raises(ValueError, match="instead of grpo.save_total_limit"):
+        ExperimentConfig.from_dict({"grpo": {"save_total_limit": 3}})
+
+
+def test_weights_guard_checks_zero3_partitions():
+    """Under ZeRO-3 each parameter is an empty placeholder and the process's share of it lives in
+    `ds_tensor`: checking `p` itself would check nothing."""
+    import torch
+
+    from shala_lib.train import nonfinite_weights
+
+    class Partitioned(torch.nn.Module):
+        def __init__(self, share: torch.Tensor) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.empty(0))  # what a ZeRO-3 parameter looks like
+            self.w.ds_tensor = share
+
+    assert nonfinite_weights(Partitioned(torch.tensor([1.0, float("nan")]))) is True
+    assert nonfinite_weights(Partitioned(torch.tensor([1.0, 2.0]))) is False
+    plain = torch.nn.Linear(2, 2)
+    assert nonfinite_weights(plain) is False
+    with torch.no_grad():
+        plain.weight[0, 0] = float("inf")
+    assert nonfinite_weights(plain) is True
+
+
+def test_final_evaluation_runs_with_zero3_switched_off(monkeypatch):
+    """With transformers' ZeRO-3 switch on, `from_pretrained` runs under deepspeed.zero.Init and
+    waits for the other processes: the final evaluation (main process only) would hang."""
+    import weakref
+    from types import SimpleNamespace
+
+    import transformers.integrations.deepspeed as hf_ds
+
+    from shala_lib.train import leave_distributed_training
+
+    class Zero3:  # stands in for HfDeepSpeedConfig (deepspeed is not installed here)
+        def is_zero3(self) -> bool:
+            return True
+
+    switch = Zero3()
+    monkeypatch.setattr(hf_ds, "_hf_deepspeed_config_weak_ref", weakref.ref(switch))
+    assert hf_ds.is_deepspeed_zero3_enabled()
+    freed = []
+    leave_distributed_training(SimpleNamespace(accelerator=SimpleNamespace(free_memory=lambda: freed.append(1))))
+    assert not hf_ds.is_deepspeed_zero3_enabled() and freed == [1]
