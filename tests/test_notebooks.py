@@ -114,7 +114,10 @@ def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
     assert (out / "train" / "tiny_shala_smoke" / "checkpoint-2").is_dir()
     assert (out / "figures" / "fig_training_curves_chaosnli_smoke.png").stat().st_size > 10_000
     # notebook 04: Table 1 on the 4 items every method predicted, recomputable from the predictions
-    values = pd.read_csv(res / "table1_chaosnli_smoke_values.csv").set_index("method")
+    blocks = pd.read_csv(res / "table1_chaosnli_smoke_values.csv")
+    assert blocks["block"].unique().tolist()[0] == "ChaosNLI"  # then the subsets among the 4 items
+    assert set(blocks["block"]) <= {"ChaosNLI", "ChaosNLI-M", "ChaosNLI-S"}
+    values = blocks[blocks["block"] == "ChaosNLI"].set_index("method")
     assert values.index.tolist() == ["zero_shot", "mls", "shala", "uniform", "constant_mean", "majority_oracle"]
     assert (values["n"] == 4).all() and values.loc["uniform", "jsd"] == pytest.approx(zs.loc["uniform", "jsd"])
     assert values.loc["zero_shot", "jsd"] == pytest.approx(zs.loc["zero_shot[prefill]", "jsd"])

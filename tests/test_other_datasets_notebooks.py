@@ -105,7 +105,9 @@ def test_evaluation_and_analysis_notebooks_on_other_datasets(dataset: str, tmp_p
     ]
 
     res = dirs.results
-    values = pd.read_csv(res / f"table1_{dataset}_t_values.csv").set_index("method")
+    values = pd.read_csv(res / f"table1_{dataset}_t_values.csv")
+    assert values["block"].unique().tolist() == [spec.display_name]  # no subsets: one block
+    values = values.set_index("method")
     assert values.index.tolist() == ["zero_shot", *METHODS, "uniform", "constant_mean", "majority_oracle"]
     assert (values["n"] == len(test)).all()
     assert (
@@ -124,6 +126,13 @@ def test_evaluation_and_analysis_notebooks_on_other_datasets(dataset: str, tmp_p
     by_class = pd.read_csv(res / f"{dataset}_t_metrics_by_class.csv")
     assert set(by_class["group"]) - {"all"} <= set(spec.classes)
     assert figure_panels(dirs.figures / f"fig2_{dataset}_ambiguity_t.png")[0].startswith("JSD")
-    assert figure_panels(dirs.figures / f"fig3_{dataset}_per_class_t.png") == ["JSD", "BC", "Accuracy", "Macro F1"]
+    assert figure_panels(dirs.figures / f"fig3_{dataset}_per_class_t.png") == [
+        "JSD",
+        "BC",
+        "Accuracy",
+        "F1 of the class",
+    ]
+    cls = by_class[by_class["group"] != "all"]
+    assert np.allclose(cls["class_f1"], 2 * cls["acc"] / (1 + cls["acc"]))  # the paper's per-class F1
     t2 = pd.read_csv(res / f"table2_{dataset}_t.csv")
     assert {"published", "ours"} == set(t2["origin"])  # the paper's comparison rows for this dataset

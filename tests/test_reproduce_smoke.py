@@ -34,15 +34,18 @@ FIGURES = {
     f"fig_{D}_ambiguity_distribution": ["ChaosNLI: annotator disagreement", "items per ambiguity level and split"],
     f"fig_training_curves_{D}_{P}": ["reward (mean)", "reward std", "unparsable fraction", "zero-variance groups"],
     f"fig2_{D}_ambiguity_{P}": ["JSD (lower is better)", "BC (higher is better)", "Accuracy", "Macro F1"],
-    f"fig3_{D}_per_class_{P}": ["JSD", "BC", "Accuracy", "Macro F1"],
+    f"fig3_{D}_per_class_{P}": ["JSD", "BC", "Accuracy", "F1 of the class"],
 }
 METHODS = ("zero_shot", "mls", "shala_no_ambi", "shala")
 
 
-def _recompute(pred_files: dict[str, Path], gold: pd.DataFrame) -> pd.DataFrame:
-    """JSD (base 2), BC, accuracy, macro F1 on the items every method predicted; unparsable = uniform."""
+def _recompute(pred_files: dict[str, Path], gold: pd.DataFrame, subset: str | None = None) -> pd.DataFrame:
+    """JSD (base 2), BC, accuracy, macro F1 on the items every method predicted (of one subset when
+    given); unparsable = uniform."""
     preds = {m: pd.read_json(f, lines=True).drop_duplicates("id").set_index("id") for m, f in pred_files.items()}
     ids = sorted(set.intersection(*(set(p.index) for p in preds.values())))
+    if subset is not None:
+        ids = [i for i in ids if gold.loc[i, "subset"] == subset]
     g = np.stack(gold.loc[ids, "dist"].to_numpy()).astype(float)
     rows = {}
     for m, p in preds.items():
@@ -91,7 +94,23 @@ def test_smoke_profile_reproduces_every_table_and_figure(tmp_path: Path, shared_
     files = {"zero_shot": dirs.runs / "zero_shot" / f"predictions_{D}_test_zero_shot_prefill.jsonl"}
     files |= {m: dirs.runs / "train" / f"{D}_smollm2_shala_{m}_{P}" / "predictions_test.jsonl" for m in METHODS[1:]}
     ours = _recompute(files, gold)
-    values = pd.read_csv(dirs.results / f"table1_{D}_{P}_values.csv").set_index("method")
+    blocks = pd.read_csv(dirs.results / f"table1_{D}_{P}_values.csv")
+    # the paper's three blocks, each recomputed from the same predictions restricted to its subset
+    assert blocks["block"].unique().tolist() == ["ChaosNLI", "ChaosNLI-M", "ChaosNLI-S"]
+    for block, subset in (("ChaosNLI-M", "mnli"), ("ChaosNLI-S", "snli")):
+        part = blocks[blocks["block"] == block].set_index("method")
+        again = _recompute(files, gold, subset)
+        for col in ("n", "jsd", "bc", "acc", "f1"):
+            assert part.loc[list(METHODS), col].to_numpy() == pytest.approx(again[col].to_numpy().astype(float)), col
+    assert blocks.groupby("block", sort=False)["n"].first().tolist()[0] == sum(
+        blocks.groupby("block", sort=False)["n"].first().tolist()[1:]
+    )
+    md = (dirs.results / f"table1_{D}_{P}.md").read_text()
+    assert all(f"| {b}" in md for b in ("ChaosNLI ", "ChaosNLI-M", "ChaosNLI-S"))
+    t2 = pd.read_csv(dirs.results / f"table2_{D}_{P}.csv")
+    assert set(t2.loc[t2["block"] == "ChaosNLI-M", "dataset"]) == {"chaosnli_mnli"}
+    assert (t2.groupby("block")["origin"].apply(lambda o: (o == "published").sum()) > 0).all()
+    values = blocks[blocks["block"] == "ChaosNLI"].set_index("method")
     assert values.index.tolist() == [*METHODS, "uniform", "constant_mean", "majority_oracle"]
     for col in ("n", "jsd", "bc", "acc", "f1"):
         assert values.loc[list(METHODS), col].to_numpy() == pytest.approx(ours[col].to_numpy().astype(float)), col
@@ -111,6 +130,10 @@ def test_smoke_profile_reproduces_every_table_and_figure(tmp_path: Path, shared_
     lv = pd.read_csv(dirs.results / f"{D}_{P}_metrics_by_ambiguity.csv")
     overall = lv[lv["group"] == "all"].set_index("method")["jsd"]
     assert overall.to_dict() == pytest.approx(values.loc[list(METHODS), "jsd"].to_dict())
+    # notebook 05: the per-class F1 is each class's own F1, as in the paper
+    cls = pd.read_csv(dirs.results / f"{D}_{P}_metrics_by_class.csv")
+    cls = cls[cls["group"] != "all"]
+    assert np.allclose(cls["class_f1"], 2 * cls["acc"] / (1 + cls["acc"]))
     # notebook 06: one example per level (human + every method), counts per method x level
     ex = pd.read_csv(dirs.results / f"{D}_{P}_reasoning_examples.csv")
     assert ex["ambiguity_level"].unique().tolist() == ["low", "medium", "high"]

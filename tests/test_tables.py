@@ -2,7 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shala_lib.tables import JSD_E_TO_2, published_results, rank_marks, table1, table2
+from shala_lib.specs import CHAOSNLI, GOEMOTIONS
+from shala_lib.tables import (
+    JSD_E_TO_2,
+    block_scores,
+    published_results,
+    rank_marks,
+    table1,
+    table2,
+    table2_blocks,
+    table_blocks,
+)
 
 
 def _scores():
@@ -48,3 +58,38 @@ def test_published_results_have_sources_and_bases():
     assert JSD_E_TO_2 == pytest.approx(1.2011224)
     assert (t2.loc[t2["origin"] == "ours", "source"] == "this workbench").all()
     assert np.allclose(t2.loc[t2["origin"] == "ours", "jsd_base2"], _scores()["jsd"])
+
+
+def test_chaosnli_tables_have_the_papers_three_blocks():
+    """Table 1 and 2 have ChaosNLI, ChaosNLI-M and ChaosNLI-S blocks: the same predictions scored per
+    subset, each block ranked and compared with its own zero-shot row."""
+    items = pd.DataFrame({"id": list("abcd"), "subset": ["snli", "mnli", "mnli", "snli"]})
+    blocks = table_blocks(CHAOSNLI, items)
+    assert [(b.name, b.key, b.mask.tolist()) for b in blocks] == [
+        ("ChaosNLI", "chaosnli", [True] * 4),
+        ("ChaosNLI-M", "chaosnli_mnli", [False, True, True, False]),
+        ("ChaosNLI-S", "chaosnli_snli", [True, False, False, True]),
+    ]
+    assert [b.name for b in table_blocks(GOEMOTIONS, items.drop(columns="subset"))] == ["GoEmotions"]
+    gold = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    preds = {"zero_shot": np.tile([1.0, 0, 0], (4, 1)), "shala": gold.copy()}
+    scores = block_scores(preds, gold, CHAOSNLI.classes, blocks)
+    assert scores["block"].tolist() == ["ChaosNLI"] * 2 + ["ChaosNLI-M"] * 2 + ["ChaosNLI-S"] * 2
+    acc = scores.set_index(["block", "method"])["acc"]
+    assert acc["ChaosNLI", "zero_shot"] == 0.25 and acc["ChaosNLI-M", "zero_shot"] == 0.0
+    assert acc["ChaosNLI-S", "zero_shot"] == 0.5 and (scores.loc[scores["method"] == "shala", "acc"] == 1).all()
+    t1 = table1(scores, style="plain")
+    assert t1.columns[0] == "Dataset" and t1["Dataset"].tolist() == ["ChaosNLI", "", "ChaosNLI-M", "", "ChaosNLI-S", ""]
+    assert t1["Acc"].tolist() == ["0.250", "1.000 (+300.0%)", "0.000", "1.000", "0.500", "1.000 (+100.0%)"]
+    t2 = table2_blocks(
+        scores.assign(method=scores["method"].map({"zero_shot": "Zero-shot", "shala": "SHALA-LLM"})), blocks
+    )
+    published = t2[t2["origin"] == "published"]
+    assert set(published.loc[published["block"] == "ChaosNLI-M", "dataset"]) == {"chaosnli_mnli"}
+    m = published[(published["block"] == "ChaosNLI-M") & (published["method"] == "SHALA-LLM")].iloc[0]
+    assert (m["jsd"], m["bc"], m["acc"]) == (0.173, 0.972, 0.760)  # the paper's ChaosNLI-M row
+    assert t2.groupby("block")["origin"].apply(lambda o: (o == "ours").sum()).to_dict() == {
+        "ChaosNLI": 2,
+        "ChaosNLI-M": 2,
+        "ChaosNLI-S": 2,
+    }
