@@ -265,3 +265,16 @@ def test_first_items_takes_each_level_in_turn_and_is_prefix_stable():
     assert first_items(items, None) is items
     with pytest.raises(ValueError, match="n must be >= 0"):
         first_items(items, -1)
+    # several subsets (ChaosNLI's SNLI and MNLI): levels are crossed with subsets, so both get items
+    two = items.assign(subset=["mnli", "mnli", "mnli", "mnli", "snli", "snli", "snli"])
+    assert first_items(two, 4)["id"].tolist() == ["c", "a", "f", "e"]  # mnli high/medium, snli high/low
+    assert first_items(two.assign(subset="mnli"), 5)["id"].tolist() == ["c", "e", "a", "f", "b"]  # one subset
+
+
+def test_sixteen_chaosnli_test_items_cover_both_subsets_and_every_level(chaos):
+    from shala_lib.datasets import first_items
+
+    picked = first_items(chaos[chaos["split"] == "test"], 16)
+    # 6 (subset, level) groups: two full rounds, then mnli x 3 levels and snli high
+    assert picked["subset"].value_counts().to_dict() == {"mnli": 9, "snli": 7}
+    assert picked.groupby("subset")["ambiguity_level"].nunique().to_dict() == {"mnli": 3, "snli": 3}

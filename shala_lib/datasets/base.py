@@ -215,17 +215,23 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def first_items(items: pd.DataFrame, n: int | None, by: str = "ambiguity_level") -> pd.DataFrame:
-    """The first `n` items taking each level of `by` in turn (the 1st item of every level, then the
-    2nd, ...; levels in sorted order, items in table order), so a small limit still covers every
-    ambiguity level and a smaller limit's items are a prefix of a larger one's (methods evaluated with
-    different limits share their items). `n=None`: all items, in table order."""
+def first_items(items: pd.DataFrame, n: int | None, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """The first `n` items taking each group of `by` in turn (the 1st item of every group, then the
+    2nd, ...; groups in sorted order, items in table order), so a small limit still covers every
+    group and a smaller limit's items are a prefix of a larger one's (methods evaluated with
+    different limits share their items). `by=None`: the ambiguity level, crossed with the subset when
+    the table has several (ChaosNLI: 16 items cover SNLI and MNLI at every level, so Table 1's
+    ChaosNLI-M and ChaosNLI-S blocks both have items). `n=None`: all items, in table order."""
     if n is None:
         return items
     if n < 0:
         raise ValueError(f"n must be >= 0 or None, got {n}")
-    rank = items.groupby(by, sort=True, observed=True).cumcount()
-    labels = items[by].astype(str)
-    level = labels.map({v: i for i, v in enumerate(sorted(labels.unique()))})
-    order = np.lexsort((level.to_numpy(), rank.to_numpy()))
+    if by is None:
+        several = "subset" in items.columns and items["subset"].astype(str).nunique() > 1
+        by = ["subset", "ambiguity_level"] if several else ["ambiguity_level"]
+    cols = [by] if isinstance(by, str) else list(by)
+    labels = items[cols].astype(str).agg("\x1f".join, axis=1)
+    rank = labels.groupby(labels, sort=True).cumcount()
+    group = labels.map({v: i for i, v in enumerate(sorted(labels.unique()))})
+    order = np.lexsort((group.to_numpy(), rank.to_numpy()))
     return items.iloc[order[:n]]
