@@ -39,6 +39,7 @@ RESULTS_DIR = "results"
 # %%
 from IPython.display import Markdown, display
 
+from shala_lib.collapse import warn_if_collapsed
 from shala_lib.prepare import write_table
 from shala_lib.rewards import METHOD_LABELS
 from shala_lib.tables import (
@@ -64,8 +65,14 @@ print(
 
 # %% [markdown]
 # ## Table 1
+# Beside each row: how many distinct answers the method gave and its JSD against the best constant
+# answer on the same items (< 0: better than any input-blind answer). A method whose answers do not
+# depend on the input is named in a warning below.
 
 # %%
+for _, row in scores[(scores["block"] == blocks[0].name) & scores["method"].isin(["zero_shot", *METHODS])].iterrows():
+    if row["input_independent"]:
+        warn_if_collapsed(row.to_dict(), f"{METHOD_LABELS.get(row['method'], row['method'])} on {DATASET}")
 t1 = table1(scores, labels=METHOD_LABELS)
 write_table1(scores, RESULTS_DIR, f"table1_{DATASET}_{PROFILE}", labels=METHOD_LABELS)
 display(Markdown(t1.to_markdown(index=False)))

@@ -97,6 +97,13 @@ class ExperimentConfig:
     # checkpoints kept: the last `keep_checkpoints`, plus the one with the lowest validation JSD
     # when validation is on (`val_every`); None keeps all (a 7B fp32 + Adam checkpoint is ~100 GB)
     keep_checkpoints: int | None = 2
+    # reward and rollout options the paper leaves open (README, "Decisions"); off = the paper's setting
+    sum_tolerance: float | None = None  # strict sum: |sum of the raw values - 1| > tolerance scores 0
+    structured_rollouts: bool = False  # GRPO rollouts constrained to the JSON shape (shala_lib.rollouts)
+    constrained_eval: bool = False  # validation and test predictions constrained to the JSON shape too
+    # train only the top N decoder layers and the final norm (embeddings and the rest frozen): the
+    # backward pass stops there, so a CPU step costs about half (small-model recipes; None: all)
+    train_top_layers: int | None = None
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
@@ -166,6 +173,14 @@ class ExperimentConfig:
             raise ValueError(
                 f"{source}: set keep_checkpoints (the last N plus the best by validation JSD) instead of "
                 "grpo.save_total_limit (TRL would count the best checkpoint within the limit)"
+            )
+        if self.sum_tolerance is not None and not 0 <= float(self.sum_tolerance) < 1:
+            raise ValueError(f"{source}: sum_tolerance must be in [0, 1) (or null: off), got {self.sum_tolerance}")
+        if self.train_top_layers is not None and (int(self.train_top_layers) < 1 or self.lora):
+            raise ValueError(f"{source}: train_top_layers must be >= 1 and cannot be combined with lora")
+        if self.structured_rollouts and self.grpo.get("use_vllm"):
+            raise ValueError(
+                f"{source}: structured_rollouts uses a transformers logits processor; set grpo.use_vllm false"
             )
         gen = self.grpo.get("generation_kwargs") or {}
         if gen.get("do_sample") is False:

@@ -76,6 +76,17 @@ _EMOTION_REASONING = (
 )
 
 TEMPLATES: dict[str, PromptTemplate] = {
+    "triage_probe": PromptTemplate(  # short on purpose: CPU steps cost what the prompt costs
+        background="",
+        target="Support message: {message}",
+        task="How do annotators label it: urgent (something broken), routine (a request) or junk (spam)?",
+        label_word="label",
+        reasoning_questions=(
+            "What does the message report or ask for?",
+            "Are there multiple valid interpretations? If so, describe them.",
+            "How does your reasoning inform the probability you assign to each label?",
+        ),
+    ),
     "chaosnli": PromptTemplate(
         background="",
         target="Premise: {premise}\nHypothesis: {hypothesis}",

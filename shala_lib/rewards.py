@@ -92,6 +92,7 @@ def make_reward_func(
     prefill: str = "",
     target_column: str = "target",
     on_scored: Callable[[dict[str, Any], list[str], list[float], list[str]], None] | None = None,
+    sum_tolerance: float | None = None,
 ) -> Callable[..., list[float]]:
     """A TRL `GRPOTrainer` reward function for `method`.
 
@@ -101,6 +102,11 @@ def make_reward_func(
     go to TRL's completions table and the unparsable rate to its metrics when TRL passes
     `log_extra` / `log_metric`. `on_scored(kwargs, texts, rewards, statuses)` sees every scored
     batch (the training loop uses it to save sampled completions with their rewards).
+
+    `sum_tolerance` (strict sum, off by default): the paper's prompt demands probabilities summing to
+    "exactly 1.0", but the parser renormalises any positive values, so `{1, 1, 1}` reads as uniform.
+    With a tolerance, a completion whose raw values sum further than it from 1 scores 0, like an
+    unparsable one (its status becomes `off_simplex`).
     """
     if method not in REWARD_ARRAYS:
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
@@ -115,8 +121,9 @@ def make_reward_func(
         texts = [completion_text(c) for c in completions]
         for i, text in enumerate(texts):
             res = parse_distribution(prefill + text, spec)
-            statuses.append(res.status)
-            if res.usable:
+            off = sum_tolerance is not None and res.usable and abs((res.raw_sum or 0.0) - 1.0) > sum_tolerance
+            statuses.append("off_simplex" if off else res.status)
+            if res.usable and not off:
                 preds[i] = res.dist
         rewards = fn(preds, targets)
         if callable(kwargs.get("log_extra")):

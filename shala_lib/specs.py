@@ -143,3 +143,14 @@ MSP_PODCAST = register(
         prompt_keys=("Angry", "Contempt", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"),
     )
 )
+
+TRIAGE_PROBE = register(
+    DatasetSpec(
+        name="triage_probe",
+        classes=("urgent", "routine", "junk"),
+        text_fields=("message",),
+        ambiguity_scheme="entropy",
+        display_name="Triage probe (synthetic)",
+        aliases={"urgent": ("urgency",), "junk": ("spam", "scam")},
+    )
+)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from shala_lib.baselines import BASELINES
+from shala_lib.collapse import collapse_stats
 from shala_lib.metrics import HIGHER_IS_BETTER, METRIC_LABELS, evaluate, format_with_change
 from shala_lib.paths import method_run_dir
 from shala_lib.significance import bootstrap_ci
@@ -31,9 +32,23 @@ TABLE_METRICS: tuple[str, ...] = ("jsd", "bc", "acc", "f1", "wf1")
 JSD_E_TO_2 = 1.0 / math.sqrt(math.log(2.0))  # base-2 JS distance = 1.2011 x base-e
 
 
+COLLAPSE_COLUMNS: tuple[str, ...] = (
+    "n_distinct",
+    "max_class_std",
+    "jsd_best_constant",
+    "jsd_vs_best_constant",
+    "input_independent",
+)
+
+
 def metrics_rows(preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
-    """One row of metrics per method (NaN rows in a prediction array = unparsable)."""
-    return pd.DataFrame([{"method": m, **evaluate(p, gold, classes)} for m, p in preds.items()])
+    """One row of metrics per method (NaN rows in a prediction array = unparsable), with the collapse
+    statistics beside them (`shala_lib.collapse`: distinct answers, JSD against the best constant)."""
+    rows = []
+    for m, p in preds.items():
+        col = collapse_stats(p, gold)
+        rows.append({"method": m, **evaluate(p, gold, classes), **{k: col[k] for k in COLLAPSE_COLUMNS}})
+    return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,9 @@ def table1(
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Formatted Table 1: value (change vs reference), best bold, second underlined
-    (style "markdown" or "latex"; "plain" leaves the marks out). A `block` column (`block_scores`)
+    (style "markdown" or "latex"; "plain" leaves the marks out). With the collapse statistics
+    (`metrics_rows`), "Distinct answers" and "JSD vs best constant" (< 0: better than any constant
+    answer) follow the unparsable count. A `block` column (`block_scores`)
     gives one block per value, each ranked and compared with its own reference row, the block's name
     in a first column `Dataset` on its first row."""
     if "block" in table.columns:
@@ -123,6 +140,9 @@ def table1(
             cells.append(wrap[marks.loc[i, m]].format(format_with_change(float(row[m]), base, m)))
         out[METRIC_LABELS[m]] = cells
     out["Unparsable"] = table["n_unparsable"].astype(int).to_numpy()
+    if "n_distinct" in table.columns:  # collapse statistics, beside each row
+        out["Distinct answers"] = table["n_distinct"].astype(int).to_numpy()
+        out["JSD vs best constant"] = [f"{v:+.3f}" for v in table["jsd_vs_best_constant"]]
     return out
 
 

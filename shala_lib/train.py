@@ -355,17 +355,53 @@ def make_callbacks(
                 log.warning("validation JSD is skipped under ZeRO-3 (sharded weights); use eval after training")
                 self.off = True
                 return
-            guard.record(state.global_step, validation_metrics(model, tokenizer, spec, *val_set))
+            guard.record(
+                state.global_step,
+                validation_metrics(model, tokenizer, spec, *val_set, constrained=cfg.constrained_eval),
+            )
 
     return [guard, Validation()] if cfg.val_every and val_set is not None else [guard]
 
 
-def validation_metrics(
-    model: Any, tokenizer: Any, spec: DatasetSpec, prompts: list[str], prefill: str, targets: np.ndarray
-) -> dict[str, float]:
-    """Greedy decoding on held-out prompts: mean JSD (unparsable scored uniform) and parse rate."""
-    import torch
+def freeze_below_top_layers(model: Any, n_top: int) -> tuple[int, int]:
+    """Freeze every parameter except those of the last `n_top` decoder layers and the final norm;
+    returns (trainable, total) parameter counts. The model's decoder layers are found as
+    `model.model.layers` (Llama/Qwen/SmolLM-style causal LMs)."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise ValueError(f"train_top_layers: {type(model).__name__} has no model.layers to choose from")
+    if not 1 <= n_top <= len(layers):
+        raise ValueError(f"train_top_layers must be in 1..{len(layers)} for this model, got {n_top}")
+    keep = {id(p) for layer in list(layers)[-n_top:] for p in layer.parameters()}
+    keep |= {id(p) for p in model.model.norm.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters())
 
+
+def json_processor(tokenizer: Any, spec: DatasetSpec, prefill: bool) -> Any:
+    """The logits processor that keeps generation inside the JSON answer shape (after the prefill)."""
+    from shala_lib.constrained import JsonDistributionProcessor
+
+    return JsonDistributionProcessor(tokenizer, spec, prefill=prefill_text(spec) if prefill else "")
+
+
+def validation_metrics(
+    model: Any,
+    tokenizer: Any,
+    spec: DatasetSpec,
+    prompts: list[str],
+    prefill: str,
+    targets: np.ndarray,
+    constrained: bool = False,
+) -> dict[str, float]:
+    """Greedy decoding on held-out prompts: mean JSD (unparsable scored uniform), parse rate, and the
+    collapse statistics (distinct answers, JSD against the best constant answer)."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from shala_lib.collapse import collapse_stats
+    from shala_lib.constrained import JsonDistributionProcessor
     from shala_lib.inference import generate_hf
     from shala_lib.metrics import evaluate
     from shala_lib.parsing import parse_many
@@ -373,14 +409,31 @@ def validation_metrics(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill)]) if constrained else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         # dynamic cache: the weights are fp32 under bf16 autocast (maybe ZeRO-3 partitioned) mid-training
-        gens = generate_hf(model, tokenizer, prompts, max_new_tokens=64, batch_size=64, cache="dynamic", progress=False)
+        gens = generate_hf(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=64,
+            batch_size=64,
+            cache="dynamic",
+            progress=False,
+            logits_processor=processor,
+        )
     if was_training:
         model.train()
     pred, statuses = parse_many([prefill + g.text for g in gens], spec)
     res = evaluate(pred, targets, spec.classes)
-    return {"val_jsd": res["jsd"], "val_parse_rate": res["parse_rate"]}
+    col = collapse_stats(pred, targets)
+    return {
+        "val_jsd": res["jsd"],
+        "val_parse_rate": res["parse_rate"],
+        "val_n_distinct": col["n_distinct"],
+        "val_max_class_std": col["max_class_std"],
+        "val_jsd_vs_best_constant": col["jsd_vs_best_constant"],
+    }
 
 
 def checkpoint_step(path: Path) -> int:
@@ -510,7 +563,8 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     """
     import torch
     from accelerate import PartialState
-    from trl import GRPOTrainer
+
+    from shala_lib.rollouts import StructuredGRPOTrainer
 
     spec = get_spec(cfg.dataset)
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
@@ -532,7 +586,11 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     train_ds = build_dataset(table, spec, "train", cfg, tok, cfg.max_train_items)
     completions = CompletionLog(cfg.run_dir, cfg.method, state.process_index, state.num_processes, resume_step)
     reward = make_reward_func(
-        cfg.method, spec, prefill=prefill_text(spec) if cfg.prefill else "", on_scored=completions
+        cfg.method,
+        spec,
+        prefill=prefill_text(spec) if cfg.prefill else "",
+        on_scored=completions,
+        sum_tolerance=cfg.sum_tolerance,
     )
     peft_config = None
     if cfg.lora:
@@ -546,14 +604,22 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         val = build_dataset(table, spec, "validation", cfg, tok, cfg.val_items)
         val_set = (list(val["prompt"]), prefill_text(spec) if cfg.prefill else "", np.asarray(val["target"]))
     callbacks = make_callbacks(cfg, completions, val_set, spec, tok, resume_step)
-    trainer = GRPOTrainer(
-        model=model_path,
+    model: Any = model_path  # TRL loads it (model_init_kwargs; under ZeRO-3 partitioned as it loads)
+    if cfg.train_top_layers:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(model_path, **args.model_init_kwargs)
+        trainable, total = freeze_below_top_layers(model, int(cfg.train_top_layers))
+        log.info("train_top_layers=%s: %d of %d parameters trainable", cfg.train_top_layers, trainable, total)
+    trainer = StructuredGRPOTrainer(
+        model=model,
         reward_funcs=[reward],
         args=args,
         train_dataset=train_ds,
         processing_class=tok,
         callbacks=callbacks,
         peft_config=peft_config,
+        rollout_processor=json_processor(tok, spec, cfg.prefill) if cfg.structured_rollouts else None,
     )
     if state.is_main_process:
         write_effective_config(cfg, trainer.args)
@@ -597,6 +663,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
 
 def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFrame | None = None) -> dict[str, Any]:
     """Greedy test-split predictions of a checkpoint (as the paper), stored like zero-shot ones."""
+    from shala_lib.collapse import collapse_stats, warn_if_collapsed
     from shala_lib.datasets import first_items
     from shala_lib.inference import attach_gold, predict
     from shala_lib.metrics import evaluate
@@ -626,9 +693,12 @@ def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFr
         prefill=cfg.prefill,
         batch_size=cfg.eval_batch_size,
         max_new_tokens=int(cfg.grpo.get("max_completion_length", 128)),
+        constrained=cfg.constrained_eval,
     )
     pred, gold, _ = attach_gold(preds, items, spec.n_classes)
-    metrics = evaluate(pred, gold, spec.classes)
+    collapse = collapse_stats(pred, gold)
+    warn_if_collapsed(collapse, f"{cfg.name} ({cfg.eval_split} split)")
+    metrics = {**evaluate(pred, gold, spec.classes), **collapse}
     (cfg.run_dir / f"metrics_{cfg.eval_split}.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 

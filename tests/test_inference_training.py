@@ -581,3 +581,43 @@ def test_final_evaluation_runs_with_zero3_switched_off(monkeypatch):
     freed = []
     leave_distributed_training(SimpleNamespace(accelerator=SimpleNamespace(free_memory=lambda: freed.append(1))))
     assert not hf_ds.is_deepspeed_zero3_enabled() and freed == [1]
+
+
+@pytest.mark.slow
+def test_structured_rollouts_are_all_json_and_top_layers_train_alone(tiny, tmp_path):
+    """Structured rollouts: every sampled completion of the (random, tiny) model is the JSON shape,
+    where free sampling gives almost none. `train_top_layers=1`: only the last decoder layer and
+    the final norm change."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from shala_lib.parsing import USABLE
+    from shala_lib.train import train
+
+    free = _cfg(tiny, tmp_path, "shala_no_ambi", name="free", eval_split=None)
+    free.grpo["max_steps"] = 2
+    train(free)
+    free_ok = pd.read_parquet(free.run_dir / "completions.parquet")["status"].isin(USABLE).mean()
+    cfg = _cfg(
+        tiny,
+        tmp_path,
+        "shala_no_ambi",
+        name="structured",
+        structured_rollouts=True,
+        constrained_eval=True,
+        train_top_layers=1,
+        max_eval_items=4,
+        eval_batch_size=4,
+    )
+    cfg.grpo.update(max_steps=2, max_completion_length=40)
+    res = train(cfg)
+    comps = pd.read_parquet(cfg.run_dir / "completions.parquet")
+    assert len(comps) == 16 and comps["status"].isin(USABLE).all() and free_ok < 0.5
+    assert comps["completion"].str.endswith("}").all()
+    assert res["metrics"]["parse_rate"] == 1.0 and res["metrics"]["n_distinct"] >= 1
+    before = AutoModelForCausalLM.from_pretrained(tiny).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(str(cfg.run_dir / "final")).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed), changed
+    with pytest.raises(ValueError, match="train_top_layers must be"):
+        ExperimentConfig.from_dict({"train_top_layers": 0})

@@ -229,3 +229,31 @@ def test_evaluate_by_groups_and_table1_relative_change():
         table1(tab, "mls")
     with pytest.raises(ValueError, match="3 group labels for 4 items"):
         evaluate_by(pred, gold, CHAOSNLI.classes, levels[:3])
+
+
+def test_strict_sum_scores_off_simplex_answers_zero():
+    """The prompt demands probabilities summing to exactly 1.0; the lenient parser renormalises
+    `{1, 1, 1}` to uniform, an easy input-independent attractor. With a tolerance it scores 0."""
+    from shala_lib.rewards import make_reward_func, shala_no_ambi_reward
+
+    texts = [
+        '{"entailment": 1, "neutral": 1, "contradiction": 1}',
+        '{"entailment": 0.5, "neutral": 0.3, "contradiction": 0.2}',
+        '{"entailment": 0.5, "neutral": 0.3, "contradiction": 0.205}',
+        "nonsense",
+    ]
+    target = [[0.4, 0.4, 0.2]] * 4
+    logged = {}
+    lenient = make_reward_func("shala_no_ambi", CHAOSNLI)(completions=texts, target=target)
+    strict = make_reward_func("shala_no_ambi", CHAOSNLI, sum_tolerance=0.01)(
+        completions=texts, target=target, log_extra=lambda k, v: logged.setdefault(k, v)
+    )
+    uniform = shala_no_ambi_reward(np.full((1, 3), 1 / 3), np.array([[0.4, 0.4, 0.2]]))[0]
+    assert lenient[0] == pytest.approx(uniform) and strict[0] == 0.0
+    assert strict[1] == pytest.approx(lenient[1]) and strict[2] == pytest.approx(lenient[2])  # within 0.01
+    assert strict[3] == lenient[3] == 0.0
+    assert logged["parse_status"] == ["off_simplex", "ok", "renormalized", "no_json"]
+    with pytest.raises(ValueError, match="sum_tolerance must be in"):
+        from shala_lib.config import ExperimentConfig
+
+        ExperimentConfig.from_dict({"sum_tolerance": 1.5})

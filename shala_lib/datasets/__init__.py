@@ -21,7 +21,7 @@ from shala_lib.datasets.base import (
 from shala_lib.paths import data_dir as resolve_data_dir
 
 DEFAULT_SEED = 42
-NAMES: tuple[str, ...] = ("chaosnli", "goemotions", "msp_podcast", "custom")
+NAMES: tuple[str, ...] = ("chaosnli", "goemotions", "msp_podcast", "triage_probe", "custom")
 
 __all__ = ["CANONICAL_COLUMNS", "DataFormatError", "DataNotFoundError", "NAMES", "first_items", "load", "write_parquet"]
 
@@ -36,7 +36,8 @@ def load(
     """Load a dataset as the canonical table, with its seeded split in the `split` column.
 
     name: 'chaosnli' (subset 'snli', 'mnli' or None for both), 'goemotions', 'msp_podcast',
-    or 'custom' (options: path=, classes=, text_fields=, ...; see `custom.load_custom`).
+    'triage_probe' (the generated learnability probe, `shala_lib.probe`), or 'custom'
+    (options: path=, classes=, text_fields=, ...; see `custom.load_custom`).
     Skipped rows are counted in `df.attrs['skipped']` and logged.
     """
     root = resolve_data_dir(data_dir)
@@ -54,6 +55,10 @@ def load(
         from shala_lib.datasets.msp_podcast import load_msp_podcast
 
         return load_msp_podcast(root, seed, **options)
+    if name == "triage_probe":  # generated from the seed (shala_lib.probe): no files
+        from shala_lib.probe import triage_probe
+
+        return triage_probe(seed=seed, **options)
     if name == "custom":
         from shala_lib.datasets.custom import load_custom
 

@@ -1,0 +1,149 @@
+"""Learnability probe: does SHALA training make the embedded model answer according to its input?
+
+    python benchmarks/learnability.py                        # the shipped recipe, CPU, < 30 minutes
+    python benchmarks/learnability.py --set grpo.learning_rate=1e-5 grpo.max_steps=20 --out runs/lr1e-5
+
+Trains `configs/triage_probe_smollm2.yaml` (the generated triage probe, `shala_lib.probe`: four cue
+groups of messages, each with its own rater distribution) and prints, on the held-out test items:
+zero-shot, trained, constant-train-mean, best-constant and uniform JSD, the collapse statistics
+(distinct answers, across-item spread, JSD against the best constant answer), and the mean answer
+per cue group. It passes (exit 0) when the trained model beats the constant-mean answer's JSD by at
+least `--margin` (0.05) and gives more than one distinct answer across cue groups; a JSON summary
+goes to `<out>/learnability.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shala_lib.baselines import baseline_predictions
+from shala_lib.collapse import collapse_stats
+from shala_lib.config import ExperimentConfig
+from shala_lib.datasets import load
+from shala_lib.inference import attach_gold, predict, read_predictions
+from shala_lib.metrics import evaluate
+from shala_lib.models import load_model, resolve_model
+from shala_lib.specs import get_spec
+from shala_lib.train import train
+
+
+def group_answers(pred: np.ndarray, groups: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
+    """Per cue group: the mean predicted distribution and how many distinct answers it got."""
+    rows = []
+    for g in sorted(set(groups)):
+        part = pred[groups == g]
+        part = np.where(np.isfinite(part).all(axis=1, keepdims=True), part, 1.0 / len(classes))
+        rows.append(
+            {
+                "cue_group": g,
+                **{c: round(float(v), 3) for c, v in zip(classes, part.mean(axis=0))},
+                "n_distinct": len(np.unique(part.round(3), axis=0)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="configs/triage_probe_smollm2.yaml")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    ap.add_argument("--out", default="runs/learnability")
+    ap.add_argument("--margin", type=float, default=0.05, help="required JSD gain over the constant mean")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    cfg = ExperimentConfig.from_yaml(args.config).with_overrides([*args.set, f"output_dir={out}", "device=cpu"])
+    spec = get_spec(cfg.dataset)
+    table = load(cfg.dataset, seed=cfg.seed)
+    test = table[table["split"] == cfg.eval_split]
+    max_new = int(cfg.grpo.get("max_completion_length", 128))
+
+    model, tok = load_model(resolve_model(cfg.model), device="cpu")
+    zs = predict(
+        test,
+        spec,
+        model,
+        tok,
+        out / "predictions_zero_shot.jsonl",
+        model_name=cfg.model,
+        prefill=cfg.prefill,
+        constrained=cfg.constrained_eval,
+        batch_size=cfg.eval_batch_size,
+        max_new_tokens=max_new,
+        progress=False,
+    )
+    del model
+    t_zero = time.perf_counter() - t0
+    result = train(cfg)
+    t_train = time.perf_counter() - t0 - t_zero
+
+    gold = np.asarray(test["dist"].tolist())
+    groups = test["cue_group"].to_numpy()
+    preds = {
+        "zero_shot": attach_gold(zs, test, spec.n_classes)[0],
+        "trained": attach_gold(read_predictions(cfg.run_dir / "predictions_test.jsonl"), test, spec.n_classes)[0],
+        **baseline_predictions(table, items=test),
+    }
+    rows = []
+    for name, p in preds.items():
+        m = evaluate(p, gold, spec.classes)
+        c = collapse_stats(p, gold)
+        rows.append(
+            {
+                "method": name,
+                "jsd": m["jsd"],
+                "bc": m["bc"],
+                "acc": m["acc"],
+                "parse_rate": m["parse_rate"],
+                "n_distinct": c["n_distinct"],
+                "max_class_std": c["max_class_std"],
+                "jsd_vs_best_constant": c["jsd_vs_best_constant"],
+                "input_independent": c["input_independent"],
+            }
+        )
+    scores = pd.DataFrame(rows).set_index("method")
+    best_const = collapse_stats(preds["uniform"], gold)["jsd_best_constant"]
+    by_group = {k: group_answers(preds[k], groups, spec.classes) for k in ("zero_shot", "trained")}
+    distinct_groups = len(by_group["trained"][list(spec.classes)].drop_duplicates())
+    gain = float(scores.loc["constant_mean", "jsd"] - scores.loc["trained", "jsd"])
+    passed = gain >= args.margin and distinct_groups > 1
+
+    print(f"learnability probe: {cfg.dataset}, {len(test)} held-out items, {result['global_step']} GRPO steps")
+    print(scores.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"best constant answer JSD: {best_const:.3f}")
+    for k, frame in by_group.items():
+        print(f"\nmean answer per cue group ({k}):\n{frame.to_string(index=False)}")
+    verdict = "PASS" if passed else "FAIL"
+    print(
+        f"\n{verdict}: trained JSD {scores.loc['trained', 'jsd']:.3f} vs constant mean "
+        f"{scores.loc['constant_mean', 'jsd']:.3f} (gain {gain:+.3f}, need {args.margin}); "
+        f"{distinct_groups} distinct answers across cue groups; wall {time.perf_counter() - t0:.0f} s "
+        f"(zero-shot {t_zero:.0f} s, training + evaluation {t_train:.0f} s)"
+    )
+    summary = {
+        "config": args.config,
+        "overrides": args.set,
+        "steps": result["global_step"],
+        "scores": scores.reset_index().to_dict("records"),
+        "best_constant_jsd": best_const,
+        "by_group": {k: v.to_dict("records") for k, v in by_group.items()},
+        "distinct_group_answers": distinct_groups,
+        "gain_over_constant_mean": gain,
+        "passed": passed,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    (out / "learnability.json").write_text(json.dumps(summary, indent=2, default=float))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
