@@ -101,6 +101,7 @@ class ExperimentConfig:
     sum_tolerance: float | None = None  # strict sum: |sum of the raw values - 1| > tolerance scores 0
     structured_rollouts: bool = False  # GRPO rollouts constrained to the JSON shape (shala_lib.rollouts)
     constrained_eval: bool = False  # validation and test predictions constrained to the JSON shape too
+    grammar: str = "json"  # of both: "json" (any numbers) or "simplex" (numbers that sum to 1)
     # train only the top N decoder layers and the final norm (embeddings and the rest frozen): the
     # backward pass stops there, so a CPU step costs about half (small-model recipes; None: all)
     train_top_layers: int | None = None
@@ -176,6 +177,10 @@ class ExperimentConfig:
             )
         if self.sum_tolerance is not None and not 0 <= float(self.sum_tolerance) < 1:
             raise ValueError(f"{source}: sum_tolerance must be in [0, 1) (or null: off), got {self.sum_tolerance}")
+        from shala_lib.constrained import GRAMMARS
+
+        if self.grammar not in GRAMMARS:
+            raise ValueError(f"{source}: grammar must be one of {GRAMMARS}, got {self.grammar!r}")
         if self.train_top_layers is not None and (int(self.train_top_layers) < 1 or self.lora):
             raise ValueError(f"{source}: train_top_layers must be >= 1 and cannot be combined with lora")
         if self.structured_rollouts and self.grpo.get("use_vllm"):

@@ -281,7 +281,7 @@ def predictions_fingerprint(
     model_name: str,
     variant: str,
     prefill: str,
-    constrained: bool,
+    constrained: bool | str,
     backend: Backend,
     max_new_tokens: int,
 ) -> dict[str, Any]:
@@ -381,6 +381,7 @@ def predict(
     constrained: bool = False,
     chunk_size: int | None = None,
     progress: bool = True,
+    grammar: str = "json",
 ) -> pd.DataFrame:
     """Predict a distribution for every item (greedy), appending rows to `out_path` (JSONL) as
     batches finish; `<stem>.meta.json` beside it records the fingerprint and decoding settings.
@@ -397,7 +398,9 @@ def predict(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     pre = prefill_text(spec) if prefill else ""
     max_new = max_new_tokens or max_new_tokens_for(variant)
-    fingerprint = predictions_fingerprint(model, model_name, variant, pre, constrained, backend, max_new)
+    fingerprint = predictions_fingerprint(
+        model, model_name, variant, pre, grammar if constrained else False, backend, max_new
+    )
     set_aside_if_changed(out_path, fingerprint)
     sidecar_path(out_path).write_text(
         json.dumps(
@@ -421,7 +424,7 @@ def predict(
 
         from shala_lib.constrained import JsonDistributionProcessor
 
-        processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill=pre)])
+        processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill=pre, grammar=grammar)])
     use_vllm = backend == "vllm"
     engine = (
         vllm_engine(str(getattr(model, "name_or_path", model_name) or model_name)) if use_vllm and len(todo) else None

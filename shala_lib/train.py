@@ -379,11 +379,11 @@ def freeze_below_top_layers(model: Any, n_top: int) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters())
 
 
-def json_processor(tokenizer: Any, spec: DatasetSpec, prefill: bool) -> Any:
-    """The logits processor that keeps generation inside the JSON answer shape (after the prefill)."""
+def json_processor(tokenizer: Any, spec: DatasetSpec, prefill: bool, grammar: str = "json") -> Any:
+    """The logits processor that keeps generation inside the answer grammar (after the prefill)."""
     from shala_lib.constrained import JsonDistributionProcessor
 
-    return JsonDistributionProcessor(tokenizer, spec, prefill=prefill_text(spec) if prefill else "")
+    return JsonDistributionProcessor(tokenizer, spec, prefill=prefill_text(spec) if prefill else "", grammar=grammar)
 
 
 def validation_metrics(
@@ -394,6 +394,7 @@ def validation_metrics(
     prefill: str,
     targets: np.ndarray,
     constrained: bool = False,
+    grammar: str = "json",
 ) -> dict[str, float]:
     """Greedy decoding on held-out prompts: mean JSD (unparsable scored uniform), parse rate, and the
     collapse statistics (distinct answers, JSD against the best constant answer)."""
@@ -409,7 +410,9 @@ def validation_metrics(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill)]) if constrained else None
+    processor = (
+        LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill, grammar)]) if constrained else None
+    )
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         # dynamic cache: the weights are fp32 under bf16 autocast (maybe ZeRO-3 partitioned) mid-training
         gens = generate_hf(
@@ -619,7 +622,7 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         processing_class=tok,
         callbacks=callbacks,
         peft_config=peft_config,
-        rollout_processor=json_processor(tok, spec, cfg.prefill) if cfg.structured_rollouts else None,
+        rollout_processor=json_processor(tok, spec, cfg.prefill, cfg.grammar) if cfg.structured_rollouts else None,
     )
     if state.is_main_process:
         write_effective_config(cfg, trainer.args)
@@ -694,6 +697,7 @@ def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFr
         batch_size=cfg.eval_batch_size,
         max_new_tokens=int(cfg.grpo.get("max_completion_length", 128)),
         constrained=cfg.constrained_eval,
+        grammar=cfg.grammar,
     )
     pred, gold, _ = attach_gold(preds, items, spec.n_classes)
     collapse = collapse_stats(pred, gold)

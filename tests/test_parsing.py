@@ -135,3 +135,40 @@ def test_ok_results_are_valid_distributions(text):
         assert res.dist.shape == (3,)
         assert np.all(np.isfinite(res.dist)) and np.all(res.dist >= 0)
         assert res.dist.sum() == pytest.approx(1.0)
+
+
+def test_simplex_grammar_only_admits_distributions():
+    from shala_lib.constrained import segments, viable
+
+    segs = segments(CHAOSNLI)
+    head = '{"entailment": '
+    cases = {  # text -> (prefix of the json grammar, prefix of the simplex grammar)
+        head + '0.5, "neutral": 0.3, "contradiction": 0.2}': (True, True),
+        head + '1, "neutral": 1': (True, False),  # already more than 1
+        head + '0.5, "neutral": 0.6': (True, False),
+        head + '0.5, "neutral": 0.3, "contradiction": 0.3': (True, False),  # the rest is 0.2
+        head + '0.5, "neutral": 0.3, "contradiction": 0.': (True, True),  # can still become 0.20
+        head + '0.5, "neutral": 0.3, "contradiction": 0.20}': (True, True),
+        head + '0.57, "neutral": 0.4': (True, True),  # 0.40..0.43 still fits
+        head + '0.57, "neutral": 0.45': (True, False),
+        head + '1.0, "neutral": 0, "contradiction": 0}': (True, True),
+        head + '0.25, "neutral": 0.25, "contradiction": 1': (True, False),
+    }
+    for text, (json_ok, simplex_ok) in cases.items():
+        assert viable(text, segs)[0] is json_ok, text
+        assert viable(text, segs, simplex=True)[0] is simplex_ok, text
+
+
+def test_simplex_constrained_predictions_sum_to_one(tiny_varied, chaos, tmp_path):
+    from shala_lib.inference import predict
+    from shala_lib.models import load_model
+
+    model, tok = load_model(tiny_varied, device="cpu")
+    items = chaos[chaos["split"] == "test"].head(6)
+    kw = dict(prefill=True, constrained=True, batch_size=6, max_new_tokens=60, progress=False)
+    simplex = predict(items, CHAOSNLI, model, tok, tmp_path / "s.jsonl", grammar="simplex", **kw)
+    free = predict(items, CHAOSNLI, model, tok, tmp_path / "j.jsonl", grammar="json", **kw)
+    assert (simplex["status"] == "ok").all()  # sums to 1 as written: nothing renormalised
+    assert (free["status"] == "renormalized").any()  # the json grammar lets this model write {1, 1, ...}
+    sums = [parse_distribution('{"entailment": ' + t, CHAOSNLI).raw_sum for t in simplex["raw_text"]]
+    assert sums == pytest.approx([1.0] * 6)
