@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         model_name=cfg.model,
         prefill=cfg.prefill,
         constrained=cfg.constrained_eval,
+        grammar=cfg.grammar,
         batch_size=cfg.eval_batch_size,
         max_new_tokens=max_new,
         progress=False,

@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 DATASETS = ["chaosnli"]  # datasets to evaluate
 MODEL = "embedded:smollm2-135m-instruct"  # Hub id, local directory, or the embedded default
-OPTIONS = ["paper", "prefill"]  # any of: paper, prefill, prefill+constrained
+OPTIONS = ["paper", "prefill"]  # any of: paper, prefill, prefill+constrained, prefill+simplex
 LIMIT = 64  # items per test split (None: all)
 BATCH_SIZE = 16
 MAX_NEW_TOKENS = 64

@@ -357,7 +357,9 @@ def make_callbacks(
                 return
             guard.record(
                 state.global_step,
-                validation_metrics(model, tokenizer, spec, *val_set, constrained=cfg.constrained_eval),
+                validation_metrics(
+                    model, tokenizer, spec, *val_set, constrained=cfg.constrained_eval, grammar=cfg.grammar
+                ),
             )
 
     return [guard, Validation()] if cfg.val_every and val_set is not None else [guard]

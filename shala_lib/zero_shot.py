@@ -1,7 +1,8 @@
 """Zero-shot predictions (the paper's baseline) and the small-model usability options, compared.
 
 `run_zero_shot` predicts the test split once per option set (paper prompt; + answer prefill;
-+ constrained JSON decoding) into resumable predictions files and returns one comparison table
++ constrained JSON decoding; + the simplex grammar, whose numbers sum to 1) into resumable
+predictions files and returns one comparison table
 with parse rate and metrics on the same items, beside the data-only reference rows.
 
     python -m shala_lib.zero_shot --out runs/zero_shot --limit 200
@@ -23,10 +24,11 @@ from shala_lib.metrics import evaluate
 from shala_lib.models import EMBEDDED, load_model
 from shala_lib.specs import get_spec
 
-OPTIONS: dict[str, dict[str, bool]] = {
+OPTIONS: dict[str, dict[str, bool | str]] = {
     "paper": {"prefill": False, "constrained": False},
     "prefill": {"prefill": True, "constrained": False},
-    "prefill+constrained": {"prefill": True, "constrained": True},
+    "prefill+constrained": {"prefill": True, "constrained": True, "grammar": "json"},
+    "prefill+simplex": {"prefill": True, "constrained": True, "grammar": "simplex"},  # numbers summing to 1
 }
 
 
