@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--out", default="runs/learnability")
     ap.add_argument("--margin", type=float, default=0.05, help="required JSD gain over the constant mean")
+    ap.add_argument(
+        "--format-warmup",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="first a label-free SFT format warm-up (random Dirichlet targets) of STEPS steps; GRPO starts from it",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
@@ -84,6 +91,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     del model
     t_zero = time.perf_counter() - t0
+    extra: dict[str, np.ndarray] = {}
+    if args.format_warmup:
+        from shala_lib.warmup import format_warmup
+
+        warmed = format_warmup(
+            table,
+            cfg.dataset,
+            out / "format_warmup",
+            cfg.model,
+            steps=args.format_warmup,
+            targets="random",
+            use_cpu=True,
+        )
+        wm, wtok = load_model(str(warmed), device="cpu")
+        wp = predict(
+            test,
+            spec,
+            wm,
+            wtok,
+            out / "predictions_format_warmup.jsonl",
+            model_name="format_warmup",
+            prefill=cfg.prefill,
+            constrained=cfg.constrained_eval,
+            grammar=cfg.grammar,
+            batch_size=cfg.eval_batch_size,
+            max_new_tokens=max_new,
+            progress=False,
+        )
+        extra["format_warmup_only"] = attach_gold(wp, test, spec.n_classes)[0]
+        del wm
+        cfg = cfg.with_overrides([f"model={warmed}"])
     result = train(cfg)
     t_train = time.perf_counter() - t0 - t_zero
 
@@ -91,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = test["cue_group"].to_numpy()
     preds = {
         "zero_shot": attach_gold(zs, test, spec.n_classes)[0],
+        **extra,
         "trained": attach_gold(read_predictions(cfg.run_dir / "predictions_test.jsonl"), test, spec.n_classes)[0],
         **baseline_predictions(table, items=test),
     }
@@ -113,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     scores = pd.DataFrame(rows).set_index("method")
     best_const = collapse_stats(preds["uniform"], gold)["jsd_best_constant"]
-    by_group = {k: group_answers(preds[k], groups, spec.classes) for k in ("zero_shot", "trained")}
+    by_group = {k: group_answers(preds[k], groups, spec.classes) for k in ("zero_shot", *extra, "trained")}
     distinct_groups = len(by_group["trained"][list(spec.classes)].drop_duplicates())
     gain = float(scores.loc["constant_mean", "jsd"] - scores.loc["trained", "jsd"])
     passed = gain >= args.margin and distinct_groups > 1
@@ -133,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "config": args.config,
         "overrides": args.set,
+        "format_warmup_steps": args.format_warmup,
         "steps": result["global_step"],
         "scores": scores.reset_index().to_dict("records"),
         "best_constant_jsd": best_const,

@@ -5,6 +5,11 @@ The completion is the human distribution written as the JSON the prompt asks for
 summing to 1). It teaches the format *and* the targets, so a warmed-up model is a supervised
 baseline of its own: report it as such, never as zero-shot.
 
+`targets="random"` teaches the format only: each prompt's completion is a distribution drawn from
+a flat Dirichlet (seeded), unrelated to its labels. A small model that writes `1.0` for the first
+key whatever the input then writes varied distributions, so GRPO's rollout groups have reward
+variance to learn from; whatever input-dependence the model shows afterwards came from GRPO.
+
     python -m shala_lib.warmup --out runs/warmup/smollm2 --steps 30
 """
 
@@ -40,16 +45,26 @@ def warmup_dataset(
     limit: int | None = None,
     variant: Variant = "paper",
     seed: int = 42,
+    targets: str = "train",
 ) -> Any:
+    """Prompt/completion pairs: the human distributions (`targets="train"`) or, format only, flat
+    Dirichlet draws unrelated to the item (`targets="random"`)."""
     from datasets import Dataset
 
+    if targets not in ("train", "random"):
+        raise ValueError(f"targets must be 'train' or 'random', not {targets!r}")
     part = table[table["split"] == split]
     if limit is not None:
         part = part.sample(n=min(limit, len(part)), random_state=seed)
+    dists = (
+        list(part["dist"])
+        if targets == "train"
+        else list(np.random.default_rng(seed).dirichlet(np.ones(spec.n_classes), size=len(part)))
+    )
     return Dataset.from_dict(
         {
             "prompt": [build_messages(spec, row, variant) for _, row in part.iterrows()],
-            "completion": [[{"role": "assistant", "content": target_json(d, spec)}] for d in part["dist"]],
+            "completion": [[{"role": "assistant", "content": target_json(d, spec)}] for d in dists],
         }
     )
 
@@ -65,6 +80,7 @@ def format_warmup(
     limit: int | None = None,
     seed: int = 42,
     use_cpu: bool | None = None,
+    targets: str = "train",
 ) -> Path:
     """Run the warm-up and save the model to `out_dir/final` (a directory usable as `model:`)."""
     import torch
@@ -90,7 +106,7 @@ def format_warmup(
         model_init_kwargs={"dtype": "float32"},
         gradient_checkpointing=False,
     )
-    ds = warmup_dataset(table, spec, limit=limit, seed=seed)
+    ds = warmup_dataset(table, spec, limit=limit, seed=seed, targets=targets)
     trainer = SFTTrainer(model=path, args=args, train_dataset=ds, processing_class=tok)
     trainer.train()
     final = out_dir / "final"
@@ -111,8 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--targets", choices=("train", "random"), default="train", help="random: format only")
     args = ap.parse_args(argv)
-    final = format_warmup(load(args.dataset), args.dataset, args.out, args.model, args.steps, args.lr, args.batch_size)
+    final = format_warmup(
+        load(args.dataset),
+        args.dataset,
+        args.out,
+        args.model,
+        args.steps,
+        args.lr,
+        args.batch_size,
+        targets=args.targets,
+    )
     print(final)
     return 0
 

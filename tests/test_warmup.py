@@ -43,3 +43,20 @@ def test_warmup_on_tiny_model(shared_data, tmp_path):
     model, tok = load_model(str(final), device="cpu")
     assert tok.padding_side == "left" and sum(p.numel() for p in model.parameters()) > 0
     assert (tmp_path / "w" / "warmup_log.csv").is_file()
+
+
+def test_random_target_warmup_teaches_the_format_not_the_labels(chaos):
+    """targets='random': each completion is a seeded flat-Dirichlet draw, unrelated to the item's
+    human distribution; the same seed gives the same draws."""
+    ds = warmup_dataset(chaos, CHAOSNLI, limit=200, targets="random", seed=3)
+    drawn = np.array([list(json.loads(r["completion"][0]["content"]).values()) for r in ds])
+    assert np.allclose(drawn.sum(axis=1), 1.0) and len(np.unique(drawn.round(2), axis=0)) > 150
+    human = np.array(warmup_dataset(chaos, CHAOSNLI, limit=200, seed=3)["completion"], dtype=object)
+    human = np.array([list(json.loads(r[0]["content"]).values()) for r in human])
+    # unrelated to the labels: no better than chance at the majority class, far from the human rows
+    assert (drawn.argmax(axis=1) == human.argmax(axis=1)).mean() < 0.5
+    assert np.abs(drawn - human).sum(axis=1).mean() > 0.5
+    again = warmup_dataset(chaos, CHAOSNLI, limit=200, targets="random", seed=3)
+    assert again["completion"] == ds["completion"]
+    with pytest.raises(ValueError, match="targets must be"):
+        warmup_dataset(chaos, CHAOSNLI, limit=2, targets="labels")
