@@ -8,7 +8,8 @@ groups of messages, each with its own rater distribution) and prints, on the hel
 zero-shot, trained, constant-train-mean, best-constant and uniform JSD, the collapse statistics
 (distinct answers, across-item spread, JSD against the best constant answer), and the mean answer
 per cue group. It passes (exit 0) when the trained model beats the constant-mean answer's JSD by at
-least `--margin` (0.05) and gives more than one distinct answer across cue groups; a JSON summary
+least `--margin` (0.05) and answers the cue groups differently (group means that differ at one
+decimal, so not by sampling jitter); a JSON summary
 goes to `<out>/learnability.json`.
 """
 
@@ -74,22 +75,26 @@ def main(argv: list[str] | None = None) -> int:
     test = table[table["split"] == cfg.eval_split]
     max_new = int(cfg.grpo.get("max_completion_length", 128))
 
-    model, tok = load_model(resolve_model(cfg.model), device="cpu")
-    zs = predict(
-        test,
-        spec,
-        model,
-        tok,
-        out / "predictions_zero_shot.jsonl",
-        model_name=cfg.model,
-        prefill=cfg.prefill,
-        constrained=cfg.constrained_eval,
-        grammar=cfg.grammar,
-        batch_size=cfg.eval_batch_size,
-        max_new_tokens=max_new,
-        progress=False,
-    )
-    del model
+    def predict_test(model_dir: str, name: str) -> np.ndarray:
+        """Greedy test predictions of a model, as the training run evaluates (prefill, grammar)."""
+        model, tok = load_model(model_dir, device="cpu")
+        preds = predict(
+            test,
+            spec,
+            model,
+            tok,
+            out / f"predictions_{name}.jsonl",
+            model_name=name,
+            prefill=cfg.prefill,
+            constrained=cfg.constrained_eval,
+            grammar=cfg.grammar,
+            batch_size=cfg.eval_batch_size,
+            max_new_tokens=max_new,
+            progress=False,
+        )
+        return attach_gold(preds, test, spec.n_classes)[0]
+
+    zero_shot = predict_test(resolve_model(cfg.model), "zero_shot")
     t_zero = time.perf_counter() - t0
     extra: dict[str, np.ndarray] = {}
     if args.format_warmup:
@@ -104,23 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             targets="random",
             use_cpu=True,
         )
-        wm, wtok = load_model(str(warmed), device="cpu")
-        wp = predict(
-            test,
-            spec,
-            wm,
-            wtok,
-            out / "predictions_format_warmup.jsonl",
-            model_name="format_warmup",
-            prefill=cfg.prefill,
-            constrained=cfg.constrained_eval,
-            grammar=cfg.grammar,
-            batch_size=cfg.eval_batch_size,
-            max_new_tokens=max_new,
-            progress=False,
-        )
-        extra["format_warmup_only"] = attach_gold(wp, test, spec.n_classes)[0]
-        del wm
+        extra["format_warmup_only"] = predict_test(str(warmed), "format_warmup")
         cfg = cfg.with_overrides([f"model={warmed}"])
     result = train(cfg)
     t_train = time.perf_counter() - t0 - t_zero
@@ -128,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     gold = np.asarray(test["dist"].tolist())
     groups = test["cue_group"].to_numpy()
     preds = {
-        "zero_shot": attach_gold(zs, test, spec.n_classes)[0],
+        "zero_shot": zero_shot,
         **extra,
         "trained": attach_gold(read_predictions(cfg.run_dir / "predictions_test.jsonl"), test, spec.n_classes)[0],
         **baseline_predictions(table, items=test),
@@ -153,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     scores = pd.DataFrame(rows).set_index("method")
     best_const = collapse_stats(preds["uniform"], gold)["jsd_best_constant"]
     by_group = {k: group_answers(preds[k], groups, spec.classes) for k in ("zero_shot", *extra, "trained")}
-    distinct_groups = len(by_group["trained"][list(spec.classes)].drop_duplicates())
+    # cue groups answered differently: mean answers apart by 0.1 or so, not by sampling jitter
+    distinct_groups = len(by_group["trained"][list(spec.classes)].round(1).drop_duplicates())
     gain = float(scores.loc["constant_mean", "jsd"] - scores.loc["trained", "jsd"])
     passed = gain >= args.margin and distinct_groups > 1
 

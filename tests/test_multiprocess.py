@@ -92,4 +92,5 @@ def test_two_processes_log_every_completion_once_evaluate_and_resume_after_a_kil
     pd.testing.assert_frame_equal(a, b, rtol=1e-5, atol=1e-7)
     comps2 = pd.read_parquet(run2 / "completions.parquet")
     assert len(comps2) == len(comps) and comps2["completion"].tolist() == comps["completion"].tolist()
-    assert json.loads((run2 / "metrics_test.json").read_text()) == pytest.approx(metrics)
+    again = json.loads((run2 / "metrics_test.json").read_text())
+    assert again.pop("class_std") == metrics.pop("class_std") and again == pytest.approx(metrics)
