@@ -54,9 +54,12 @@ def best_constant(gold: np.ndarray) -> np.ndarray:
     return c if loss(res.x) <= loss(start) else mean
 
 
-def collapse_stats(pred: np.ndarray, gold: np.ndarray, unparsable: Unparsable = "uniform") -> dict[str, Any]:
+def collapse_stats(
+    pred: np.ndarray, gold: np.ndarray, unparsable: Unparsable = "uniform", constant: np.ndarray | None = None
+) -> dict[str, Any]:
     """n_distinct, max_class_std, class_std, jsd_best_constant, jsd_vs_best_constant,
-    input_independent (see the module docstring)."""
+    input_independent (see the module docstring). `constant`: `best_constant(gold)` when the caller
+    already has it (several methods scored on the same items); used only when no row is excluded."""
     p_raw = np.atleast_2d(np.asarray(pred, dtype=float))
     g = np.atleast_2d(np.asarray(gold, dtype=float))
     if p_raw.shape != g.shape:
@@ -75,7 +78,7 @@ def collapse_stats(pred: np.ndarray, gold: np.ndarray, unparsable: Unparsable = 
         }
     n_distinct = len(np.unique(np.round(p, DECIMALS), axis=0))
     class_std = p.std(axis=0)
-    c = best_constant(g)
+    c = constant if constant is not None and keep.all() else best_constant(g)
     jsd_const = float(np.mean(js_distance(np.broadcast_to(c, g.shape), g)))
     jsd = float(np.mean(js_distance(p, g)))
     return {

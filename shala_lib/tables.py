@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from shala_lib.baselines import BASELINES
-from shala_lib.collapse import collapse_stats
+from shala_lib.collapse import best_constant, collapse_stats
 from shala_lib.metrics import HIGHER_IS_BETTER, METRIC_LABELS, evaluate, format_with_change
 from shala_lib.paths import method_run_dir
 from shala_lib.significance import bootstrap_ci
@@ -45,8 +45,9 @@ def metrics_rows(preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Seq
     """One row of metrics per method (NaN rows in a prediction array = unparsable), with the collapse
     statistics beside them (`shala_lib.collapse`: distinct answers, JSD against the best constant)."""
     rows = []
+    constant = best_constant(gold)  # the same items for every method: optimised once
     for m, p in preds.items():
-        col = collapse_stats(p, gold)
+        col = collapse_stats(p, gold, constant=constant)
         rows.append({"method": m, **evaluate(p, gold, classes), **{k: col[k] for k in COLLAPSE_COLUMNS}})
     return pd.DataFrame(rows)
 
