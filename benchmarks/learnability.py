@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--format-warmup",
         type=int,
-        default=0,
+        default=40,
         metavar="STEPS",
-        help="first a label-free SFT format warm-up (random Dirichlet targets) of STEPS steps; GRPO starts from it",
+        help="first a label-free SFT format warm-up (random Dirichlet targets) of STEPS steps (0: none)",
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
