@@ -82,17 +82,17 @@ DECODING_KNOBS = (
 
 
 @contextmanager
-def neutral_generation_config(model: Any) -> Iterator[dict[str, Any]]:
+def neutral_generation_config(model: Any) -> Iterator[None]:
     """Swap the model's generation config for one holding only its special tokens (and compile
-    config), so every decoding knob is transformers' neutral default; restored afterwards. Yields
-    the knobs the model's own config set to something else (what was neutralised)."""
+    config), so every decoding knob is transformers' neutral default; restored afterwards. What the
+    model's own config had that this overrides: `model_decoding_defaults`."""
     from transformers import GenerationConfig
 
     own = model.generation_config
     neutral = GenerationConfig(**{k: getattr(own, k) for k in _NOT_KNOBS if getattr(own, k, None) is not None})
     model.generation_config = neutral
     try:
-        yield model_decoding_defaults(own)
+        yield
     finally:
         model.generation_config = own
 

@@ -13,7 +13,7 @@ relative changes are computed within each block.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,11 +78,15 @@ def block_scores(
     preds: Mapping[str, np.ndarray], gold: np.ndarray, classes: Sequence[str], blocks: Sequence[Block]
 ) -> pd.DataFrame:
     """`metrics_rows` for each block, stacked, with the block's name in a first column `block`."""
-    parts = [
+    return stack_blocks(
         metrics_rows({m: p[b.mask] for m, p in preds.items()}, gold[b.mask], classes).assign(block=b.name)
         for b in blocks
-    ]
-    out = pd.concat(parts, ignore_index=True)
+    )
+
+
+def stack_blocks(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Per-block frames (each with a `block` column) stacked, `block` first."""
+    out = pd.concat(list(parts), ignore_index=True)
     return out[["block", *[c for c in out.columns if c != "block"]]]
 
 
@@ -158,13 +162,12 @@ def confidence_table(
     """Bootstrap 95% CIs per method and metric (companion to Table 1), per block when given."""
     cols = ["method", "metric", "value", "ci_low", "ci_high", "n_boot"]
     if blocks is not None:
-        parts = [
+        return stack_blocks(
             confidence_table({m: p[b.mask] for m, p in preds.items()}, gold[b.mask], classes, n_boot, seed).assign(
                 block=b.name
             )
             for b in blocks
-        ]
-        return pd.concat(parts, ignore_index=True)[["block", *cols]]
+        )
     parts = [bootstrap_ci(p, gold, classes, n_boot=n_boot, seed=seed).assign(method=m) for m, p in preds.items()]
     return pd.concat(parts, ignore_index=True)[cols]
 
@@ -215,9 +218,7 @@ def table2(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
 def table2_blocks(ours: pd.DataFrame, blocks: Sequence[Block]) -> pd.DataFrame:
     """`table2` for each block (`ours` has a `block` column, as from `block_scores`), stacked: the
     published rows of each block's key (e.g. chaosnli_mnli for ChaosNLI-M) beside ours."""
-    parts = [table2(ours[ours["block"] == b.name], b.key).assign(block=b.name) for b in blocks]
-    out = pd.concat(parts, ignore_index=True)
-    return out[["block", *[c for c in out.columns if c != "block"]]]
+    return stack_blocks(table2(ours[ours["block"] == b.name], b.key).assign(block=b.name) for b in blocks)
 
 
 def load_method_predictions(
