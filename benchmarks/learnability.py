@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
             grammar=cfg.grammar,
             batch_size=cfg.eval_batch_size,
             max_new_tokens=max_new,
-            progress=False,
         )
         return attach_gold(preds, test, spec.n_classes)[0]
 

@@ -176,9 +176,12 @@ def _finish(
             None, "zero_sum", raw_sum=total, n_missing=n_missing, unknown_keys=tuple(unknown), method=method
         )
     status = "ok" if abs(total - 1.0) <= SUM_TOL and not unknown else "renormalized"
-    return ParseResult(
-        values / total, status, raw_sum=total, n_missing=n_missing, unknown_keys=tuple(unknown), method=method
-    )
+    if math.isfinite(total):
+        dist = values / total
+    else:  # finite values whose sum overflows (e.g. two of 9e307): scale by the largest first
+        scaled = values / values.max()
+        dist = scaled / scaled.sum()
+    return ParseResult(dist, status, raw_sum=total, n_missing=n_missing, unknown_keys=tuple(unknown), method=method)
 
 
 def _from_pairs(

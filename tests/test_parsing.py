@@ -137,6 +137,14 @@ def test_ok_results_are_valid_distributions(text):
         assert res.dist.sum() == pytest.approx(1.0)
 
 
+def test_values_whose_sum_overflows_still_normalise():
+    """Found by hypothesis: two finite values near the float maximum sum to inf, and dividing by
+    that gave an all-zero 'distribution'."""
+    res = parse_distribution('{"entailment": 8.988465674311579e+307, "Neutral": 8.98846567431158e+307}', CHAOSNLI)
+    assert res.status == "renormalized" and res.raw_sum == float("inf")
+    assert res.dist.tolist() == pytest.approx([0.5, 0.5, 0.0])
+
+
 def test_simplex_grammar_only_admits_distributions():
     from shala_lib.constrained import segments, viable
 
