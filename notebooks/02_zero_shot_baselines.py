@@ -20,10 +20,13 @@
 # offers answer prefill and constrained decoding as options; each is run on the **same items** and
 # compared with data-only reference rows (uniform, constant training-split mean, one-hot majority
 # oracle). Unparsable outputs score as the uniform distribution and are counted in `n_unparsable`.
+# MSP-Podcast runs speech + text as in the paper: Qwen2.5-Omni hears each clip and reads its transcript
+# (`MODALITY = "text"` runs the transcripts alone, for text-only models).
 
 # %% tags=["parameters"]
 DATASETS = ["chaosnli"]  # datasets to evaluate
 MODEL = "embedded:smollm2-135m-instruct"  # Hub id, local directory, or the embedded default
+MODALITY = None  # None: each dataset's own (MSP-Podcast: speech+text, needs Qwen2.5-Omni); or "text"
 OPTIONS = ["paper", "prefill"]  # any of: paper, prefill, prefill+constrained, prefill+simplex
 LIMIT = 64  # items per test split (None: all)
 BATCH_SIZE = 16
@@ -54,7 +57,17 @@ for name in DATASETS:
         display(Markdown(f"**{name}** is not available: {e}"))
         continue
     tables[name] = run_zero_shot(
-        table, name, OUT_DIR, MODEL, OPTIONS, LIMIT, BATCH_SIZE, MAX_NEW_TOKENS, model=model, tokenizer=tokenizer
+        table,
+        name,
+        OUT_DIR,
+        MODEL,
+        OPTIONS,
+        LIMIT,
+        BATCH_SIZE,
+        MAX_NEW_TOKENS,
+        model=model,
+        tokenizer=tokenizer,
+        modality=MODALITY,
     )
 
 # %% [markdown]

@@ -23,6 +23,7 @@
 # %% tags=["parameters"]
 DATASET = "chaosnli"
 ZERO_SHOT_MODEL = "embedded:smollm2-135m-instruct"
+MODALITY = None  # None: the dataset's own (MSP-Podcast: speech+text, needs Qwen2.5-Omni); or "text"
 TRAIN_DIR = "runs/train"  # from notebook 03
 RUN_PREFIX = "chaosnli_smollm2_shala"
 PROFILE = "smoke"
@@ -68,6 +69,7 @@ for method, path in reasoning_model_paths(ZERO_SHOT_MODEL, TRAIN_DIR, RUN_PREFIX
         variant="reasoning",
         batch_size=BATCH_SIZE,
         max_new_tokens=MAX_NEW_TOKENS,
+        modality=MODALITY,
     )
     del model
     gc.collect()

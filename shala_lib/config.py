@@ -83,6 +83,9 @@ class ExperimentConfig:
     model: str = EMBEDDED
     method: str = "shala"  # shala | shala_no_ambi | mls
     prompt_variant: str = "paper"
+    # text | speech | speech+text; None: the dataset's (speech+text for MSP-Podcast, as the paper). One
+    # modality per run: ZeRO-3 hangs when some ranks run the audio tower and others do not
+    modality: str | None = None
     prefill: bool = False
     output_dir: str = "runs/train"
     prompts_per_step: int = PAPER_PROMPTS_PER_STEP  # prompts per optimizer step, summed over GPUs
@@ -163,6 +166,14 @@ class ExperimentConfig:
             raise ValueError(f"{source}: method must be one of {METHODS}, got {self.method!r}")
         if self.prompt_variant not in ("paper", "reasoning"):
             raise ValueError(f"{source}: prompt_variant must be 'paper' or 'reasoning'")
+        from shala_lib.specs import MODALITIES
+
+        if self.modality is not None and self.modality not in MODALITIES:
+            raise ValueError(
+                f"{source}: modality must be one of {MODALITIES} (or null: the dataset's), got {self.modality!r}"
+            )
+        if self.modality not in (None, "text") and self.grpo.get("use_vllm"):
+            raise ValueError(f"{source}: TRL's vLLM rollouts have no audio input; set grpo.use_vllm false for speech")
         g = int(self.grpo.get("num_generations", 8))
         if g < 2:
             raise ValueError(f"{source}: grpo.num_generations must be >= 2 (GRPO needs a group)")

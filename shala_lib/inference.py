@@ -14,6 +14,13 @@ Greedy means greedy: a model's `generation_config` can carry sampling and penalt
 `generate` call leaves unset. Generation here runs with a neutral config holding only the model's
 special tokens (`neutral_generation_config`); the vLLM path sets every knob to neutral as well.
 
+Speech (`modality` "speech" or "speech+text", the paper's MSP-Podcast setting) runs on Qwen2.5-Omni's
+thinker through the same `predict` and predictions table: each prompt carries its clip, the processor
+(`shala_lib.omni.load_processor`) turns clip and text into `input_features` + expanded audio tokens,
+batches are sorted by prompt-plus-audio length, the dynamic cache is used, and the audio, image and
+video placeholder tokens are suppressed in generation. Clips longer than the 30 s feature window are
+counted and reported (`audio.ClipReport`), in the log and in the sidecar.
+
 Every output goes through `shala_lib.parsing`; unparsable ones are kept with their status.
 Rows are appended to a JSONL file batch by batch, so an interrupted run resumes where it
 stopped and never recomputes finished ids. Beside each predictions file, `<name>.meta.json` holds
@@ -44,7 +51,7 @@ from shala_lib.datasets.base import read_jsonl
 from shala_lib.models import format_prompt
 from shala_lib.parsing import USABLE, parse_distribution
 from shala_lib.prompts import Variant, build_messages, max_new_tokens_for, prefill_text
-from shala_lib.specs import DatasetSpec
+from shala_lib.specs import DatasetSpec, Modality
 
 log = logging.getLogger(__name__)
 Backend = Literal["hf", "vllm"]
@@ -187,17 +194,33 @@ def generate_hf(
     progress: bool = True,
     temperature: float = 1.0,
     shape: tuple[int, int] | None = None,
+    clips: Sequence[str] | None = None,
+    processor: Any = None,
+    suppress_tokens: Sequence[int] | None = None,
 ) -> list[Generation]:
     """Generate for many prompts with HF `generate`: length-sorted batches, left padding.
 
     With the static cache every batch has one (rows, padded length) shape: `shape`, when the
     caller fixes it across calls (`predict` does, over its chunks), else `static_shape` of these
     prompts.
+
+    Speech: `clips` holds one clip path per prompt (each prompt has one audio placeholder) and
+    `processor` encodes clip and text together (`shala_lib.omni`); lengths count the audio tokens,
+    and the cache is dynamic. `suppress_tokens` are never generated.
     """
     if not prompts:
         return []
+    if clips is not None and (processor is None or len(clips) != len(prompts)):
+        raise ValueError("speech generation needs a processor and one clip per prompt")
     tokenizer.padding_side = "left"
     lengths = prompt_lengths(tokenizer, prompts)
+    if clips is not None:
+        from shala_lib.audio import WINDOW_S, clip_seconds
+        from shala_lib.omni import audio_token_count
+
+        frames = np.array([min(clip_seconds(c), WINDOW_S) * 100 for c in clips]).astype(int)
+        lengths = lengths + audio_token_count(np.maximum(frames, 1))
+        cache = "dynamic"
     order = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(prompts))
     device = next(model.parameters()).device
     use_static = resolve_cache(model, cache) == "static"
@@ -215,16 +238,25 @@ def generate_hf(
         batch = [prompts[i] for i in idx]
         if fixed_rows is not None and len(batch) < fixed_rows:
             batch += [batch[-1]] * (fixed_rows - len(batch))  # filler rows, outputs discarded
-        enc = tokenizer(
-            batch,
-            return_tensors="pt",
-            padding="max_length" if use_static else True,
-            max_length=fixed_len,
-            add_special_tokens=False,
-        ).to(device)
+        if clips is not None:
+            from shala_lib.audio import read_audio
+            from shala_lib.omni import encode
+
+            enc = encode(processor, batch, [read_audio(clips[i]) for i in idx]).to(device)
+            enc["input_features"] = enc["input_features"].to(next(model.parameters()).dtype)
+        else:
+            enc = tokenizer(
+                batch,
+                return_tensors="pt",
+                padding="max_length" if use_static else True,
+                max_length=fixed_len,
+                add_special_tokens=False,
+            ).to(device)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=tokenizer.pad_token_id
         )
+        if suppress_tokens:
+            kwargs["suppress_tokens"] = list(suppress_tokens)
         if not greedy:
             kwargs.update(temperature=temperature)
         if use_static:
@@ -284,9 +316,11 @@ def predictions_fingerprint(
     constrained: bool | str,
     backend: Backend,
     max_new_tokens: int,
+    modality: str = "text",
 ) -> dict[str, Any]:
     """What a predictions file's rows depend on: a file is resumed only under the same fingerprint."""
     fp = {
+        "modality": modality,
         "model": model_name,
         "model_path": str(getattr(model, "name_or_path", "") or ""),
         "weights": weights_checksum(model),
@@ -382,9 +416,15 @@ def predict(
     chunk_size: int | None = None,
     progress: bool = True,
     grammar: str = "json",
+    modality: Modality | None = None,
+    processor: Any = None,
 ) -> pd.DataFrame:
     """Predict a distribution for every item (greedy), appending rows to `out_path` (JSONL) as
     batches finish; `<stem>.meta.json` beside it records the fingerprint and decoding settings.
+
+    `modality` defaults to the dataset's (`spec.modality`: speech+text for MSP-Podcast); speech needs a
+    model that hears (Qwen2.5-Omni) and items with `audio_path`. `processor` defaults to the model's
+    (`shala_lib.omni.load_processor`).
 
     Ids already in `out_path` are skipped (resume) when the file was made under the same
     fingerprint; otherwise it is set aside first (`set_aside_if_changed`). Returns the predictions
@@ -394,20 +434,48 @@ def predict(
         raise ValueError(f"backend must be 'hf' or 'vllm' (vLLM only when asked for), not {backend!r}")
     if backend == "vllm" and constrained:
         raise ValueError("constrained decoding uses a transformers logits processor: use backend='hf'")
+    from shala_lib.omni import OMNI_SYSTEM_PROMPT, is_omni, load_processor, placeholder_token_ids
+
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    modality = modality or spec.modality
+    speech = modality != "text"
+    omni = is_omni(model)
+    if speech and not omni:
+        raise ValueError(
+            f"{spec.name}: modality {modality!r} needs a model that hears (Qwen2.5-Omni); "
+            f"{getattr(model, 'name_or_path', model_name)!r} is text-only: pass modality='text' to run on the text"
+        )
+    if speech and backend == "vllm":
+        raise ValueError("speech runs use transformers generation (backend='hf'); the vLLM path here is text-only")
+    processor_kind = None
+    if omni and processor is None:
+        processor, processor_kind = load_processor(str(model.name_or_path), tokenizer)
+    elif processor is not None:
+        processor_kind = getattr(processor, "kind", "AutoProcessor")
     pre = prefill_text(spec) if prefill else ""
     max_new = max_new_tokens or max_new_tokens_for(variant)
     fingerprint = predictions_fingerprint(
-        model, model_name, variant, pre, grammar if constrained else False, backend, max_new
+        model, model_name, variant, pre, grammar if constrained else False, backend, max_new, modality
     )
     set_aside_if_changed(out_path, fingerprint)
+    clip_report = None
+    if speech:
+        from shala_lib.audio import survey_clips
+
+        _, clip_report = survey_clips([str(p) for p in items["audio_path"]]) if "audio_path" in items else (None, None)
+        if clip_report is None:
+            raise KeyError(f"{spec.name}: modality {modality!r} needs an audio_path column in the items")
+        clip_report.log(out_path.name)
     sidecar_path(out_path).write_text(
         json.dumps(
             {
                 "fingerprint": fingerprint,
                 "model_defaults_overridden": model_decoding_defaults(model.generation_config),
-                "cache": resolve_cache(model, cache) if backend == "hf" else "vllm",
+                "cache": ("dynamic" if speech else resolve_cache(model, cache)) if backend == "hf" else "vllm",
+                "processor": processor_kind,
+                "system_prompt": OMNI_SYSTEM_PROMPT if omni else None,
+                "clips": clip_report.as_dict() if clip_report else None,
             },
             indent=2,
         )
@@ -418,21 +486,27 @@ def predict(
     todo = items[~items["id"].astype(str).isin(done)]
     if len(done):
         log.info("%s: %d ids done, %d to go", out_path.name, len(done), len(todo))
-    processor = None
+    logits_proc = None
     if constrained:
         from transformers import LogitsProcessorList
 
         from shala_lib.constrained import JsonDistributionProcessor
 
-        processor = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill=pre, grammar=grammar)])
+        logits_proc = LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill=pre, grammar=grammar)])
     use_vllm = backend == "vllm"
     engine = (
         vllm_engine(str(getattr(model, "name_or_path", model_name) or model_name)) if use_vllm and len(todo) else None
     )
     chunk = chunk_size or max(batch_size * 4, 64)
-    all_prompts = [format_prompt(tokenizer, build_messages(spec, row, variant), pre) for _, row in todo.iterrows()]
+    system = OMNI_SYSTEM_PROMPT if omni else None
+    renderer = processor if processor is not None else tokenizer
+    all_prompts = [
+        format_prompt(renderer, build_messages(spec, row, variant, modality, system), pre) for _, row in todo.iterrows()
+    ]
+    all_clips = [str(p) for p in todo["audio_path"]] if speech else None
+    suppress = placeholder_token_ids(model) if omni else None
     shape = None
-    if not use_vllm and len(todo) and resolve_cache(model, cache) == "static":
+    if not use_vllm and not speech and len(todo) and resolve_cache(model, cache) == "static":
         # one shape for every chunk of this call: the compiled decode step is built once
         shape = static_shape(prompt_lengths(tokenizer, all_prompts), batch_size)
     bar = tqdm(total=len(todo), desc=f"{method}/{spec.name}", unit="item", disable=not progress)
@@ -449,9 +523,12 @@ def predict(
                 max_new,
                 batch_size=batch_size,
                 cache=cache,
-                logits_processor=processor,
+                logits_processor=logits_proc,
                 progress=False,
                 shape=shape,
+                clips=all_clips[start : start + chunk] if all_clips is not None else None,
+                processor=processor,
+                suppress_tokens=suppress,
             )
         with open(out_path, "a", encoding="utf-8") as fh:
             for item_id, g in zip(part["id"].astype(str), gens):

@@ -138,14 +138,21 @@ def load_model(
     device: str = "auto",
     **kwargs: Any,
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) from a Hub id, a local directory or `EMBEDDED`; bf16 on GPU, fp32 on CPU."""
+    """(model, tokenizer) from a Hub id, a local directory or `EMBEDDED`; bf16 on GPU, fp32 on CPU.
+    Qwen2.5-Omni checkpoints (detected from `config.model_type`) load as their thinker
+    (`shala_lib.omni`); every other model as `AutoModelForCausalLM`."""
     from transformers import AutoModelForCausalLM
+
+    from shala_lib.omni import load_thinker, model_family
 
     dev = pick_device(device)
     path = resolve_model(name_or_path)
     tok = load_tokenizer(name_or_path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev), **kwargs)
+        if model_family(path) == "omni":
+            model = load_thinker(path, dtype=pick_dtype(dtype, dev), **kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev), **kwargs)
     except OSError as e:
         raise ModelUnavailableError(_offline_hint(path, e)) from e
     model.to(dev)
@@ -174,12 +181,15 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def format_prompt(tokenizer: Any, messages: Sequence[dict[str, str]], prefill: str = "") -> str:
+def format_prompt(tokenizer: Any, messages: Sequence[dict[str, Any]], prefill: str = "") -> str:
     """Prompt text for generation: the chat template (with the assistant turn opened) when the
-    tokenizer has one, a plain format otherwise; `prefill` starts the assistant's answer."""
+    tokenizer (or processor) has one, a plain format otherwise; `prefill` starts the assistant's answer.
+    Audio content renders as the template's placeholder (`<|audio_bos|><|AUDIO|><|audio_eos|>`)."""
     if has_chat_template(tokenizer):
         text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
     else:
+        if any(not isinstance(m["content"], str) for m in messages):
+            raise ValueError("audio messages need a chat template (a Qwen2.5-Omni tokenizer or processor)")
         text = "\n\n".join(
             PLAIN_FORMAT.format(content=m["content"]) if m["role"] == "user" else m["content"] for m in messages
         )

@@ -2,19 +2,25 @@
 
 Templates live in one place, keyed by dataset name; a new dataset adds its `PromptTemplate`
 here. Prompts are chat messages for `tokenizer.apply_chat_template`.
+
+Modalities (`specs.MODALITIES`): `text` is one string message, as before. With speech the user turn is
+the chat template's content list: the clip first (`{"type": "audio", "audio": <path>}`), then the text
+prompt. `speech+text` (the paper's MSP-Podcast setting) keeps the transcript in the text; `speech` drops
+the target section, so the model has only the clip. A `system` message, when given, comes first
+(`shala_lib.omni.OMNI_SYSTEM_PROMPT` for Qwen2.5-Omni).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from shala_lib.specs import DatasetSpec, get_spec
+from shala_lib.specs import MODALITIES, DatasetSpec, Modality, get_spec
 
 Variant = Literal["paper", "reasoning"]
 VARIANTS: tuple[str, ...] = ("paper", "reasoning")
-Message = dict[str, str]
+Message = dict[str, Any]
 
 
 def json_shape(spec: DatasetSpec) -> str:
@@ -149,14 +155,17 @@ def get_template(spec: DatasetSpec) -> PromptTemplate:
         ) from None
 
 
-def prompt_text(spec: DatasetSpec | str, item: Mapping[str, object], variant: Variant = "paper") -> str:
-    """The user message for one item: background, target utterance, task, output constraints."""
+def prompt_text(
+    spec: DatasetSpec | str, item: Mapping[str, object], variant: Variant = "paper", with_target: bool = True
+) -> str:
+    """The user message for one item: background, target utterance, task, output constraints
+    (`with_target=False`: without the target section, for speech-only prompts)."""
     spec = get_spec(spec) if isinstance(spec, str) else spec
     tpl = get_template(spec)
-    missing = [f for f in spec.text_fields if f not in item]
+    missing = [f for f in spec.text_fields if f not in item] if with_target else []
     if missing:
         raise KeyError(f"item lacks text field(s) {missing} needed by the {spec.name} prompt")
-    target = tpl.target.format(**{f: str(item[f]).strip() for f in spec.text_fields})
+    target = tpl.target.format(**{f: str(item[f]).strip() for f in spec.text_fields}) if with_target else ""
     if variant == "paper":
         constraints = tpl.output_constraints(spec)
     elif variant == "reasoning":
@@ -167,9 +176,37 @@ def prompt_text(spec: DatasetSpec | str, item: Mapping[str, object], variant: Va
     return "\n\n".join(sections)
 
 
-def build_messages(spec: DatasetSpec | str, item: Mapping[str, object], variant: Variant = "paper") -> list[Message]:
-    """Chat messages (one user turn) for `tokenizer.apply_chat_template`."""
-    return [{"role": "user", "content": prompt_text(spec, item, variant)}]
+def build_messages(
+    spec: DatasetSpec | str,
+    item: Mapping[str, object],
+    variant: Variant = "paper",
+    modality: Modality = "text",
+    system: str | None = None,
+) -> list[Message]:
+    """Chat messages for `apply_chat_template`: an optional system turn, then one user turn (a string
+    for text; the clip then the text for speech modalities, the clip read from `item["audio_path"]`)."""
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; use one of {MODALITIES}")
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    if modality == "text":
+        return [*messages, {"role": "user", "content": prompt_text(spec, item, variant)}]
+    audio = item.get("audio_path")
+    if audio is None or (isinstance(audio, float) and audio != audio) or not str(audio):
+        raise KeyError(f"item {item.get('id', '?')!r} has no audio_path, needed by the {modality!r} prompt")
+    text = prompt_text(spec, item, variant, with_target=modality == "speech+text")
+    content = [{"type": "audio", "audio": str(audio)}, {"type": "text", "text": text}]
+    return [*messages, {"role": "user", "content": content}]
+
+
+def audio_paths(messages: list[Message]) -> list[str]:
+    """The clips of a conversation, in the order their placeholders appear."""
+    return [
+        str(part["audio"])
+        for m in messages
+        if isinstance(m["content"], list)
+        for part in m["content"]
+        if part.get("type") == "audio"
+    ]
 
 
 def max_new_tokens_for(variant: Variant) -> int:

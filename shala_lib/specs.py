@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 AmbiguityScheme = Literal["entropy", "active_labels"]
+Modality = Literal["text", "speech", "speech+text"]
+MODALITIES: tuple[str, ...] = ("text", "speech", "speech+text")
 
 ENTROPY_LEVELS: tuple[str, ...] = ("low", "medium", "high")
 ACTIVE_LABEL_LEVELS: tuple[str, ...] = ("1", "2", "3", "4+")
@@ -31,8 +33,13 @@ class DatasetSpec:
     prompt_keys: tuple[str, ...] = ()
     subsets: tuple[str, ...] = ()
     subset_display: dict[str, str] = field(default_factory=dict)
+    # The paper's input modality for this dataset: "text", or "speech+text" where the items have clips
+    # (`audio_path` column) and the model hears the clip and reads the transcript (MSP-Podcast).
+    modality: Modality = "text"
 
     def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"{self.name}: modality must be one of {MODALITIES}, got {self.modality!r}")
         if len(set(self.classes)) != len(self.classes):
             raise ValueError(f"{self.name}: duplicate class names in {self.classes}")
         if self.prompt_keys and len(self.prompt_keys) != len(self.classes):
@@ -132,6 +139,7 @@ MSP_PODCAST = register(
         text_fields=("text",),
         ambiguity_scheme="active_labels",
         display_name="MSP-Podcast",
+        modality="speech+text",  # paper §4 and Table 1: "MSP-Podcast (Speech + Text)"
         aliases={
             "angry": ("anger",),
             "disgust": ("disgusted",),

@@ -65,3 +65,145 @@ def build_tiny_model(
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+# The Omni chat template's behaviour, written out for the tiny thinker: Qwen's default system prompt when
+# the conversation has none; audio content renders as <|audio_bos|><|AUDIO|><|audio_eos|>
+OMNI_SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<pad>",
+    "<|AUDIO|>",
+    "<|audio_bos|>",
+    "<|audio_eos|>",
+    "<|IMAGE|>",
+    "<|VIDEO|>",
+    "<|vision_bos|>",
+    "<|vision_eos|>",
+]
+OMNI_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n" + "{{ default_system }}"
+    "<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+    "{% elif part['type'] == 'image' %}<|vision_bos|><|IMAGE|><|vision_eos|>"
+    "{% elif part['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_thinker(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    vocab_size: int = 600,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    initializer_range: float = 0.02,
+) -> Path:
+    """A tiny random Qwen2.5-Omni thinker (text hidden 64, 1 audio layer, 1 vision layer, ~0.2M
+    parameters) with a BPE tokenizer trained on `texts`, an Omni-style chat template and the real
+    model's WhisperFeatureExtractor settings (128 mel bins, 16 kHz, 3,000 frames). Built offline."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2_5OmniThinkerConfig,
+        Qwen2_5OmniThinkerForConditionalGeneration,
+        WhisperFeatureExtractor,
+    )
+
+    from shala_lib.omni import OMNI_SYSTEM_PROMPT
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    corpus = list(texts) + ['{"angry": 0.25, "neutral": 0.5, "sad": 0.25}'] * 5
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=OMNI_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tk.train_from_iterator(corpus, trainer)
+    names = {
+        "audio_token": "<|AUDIO|>",
+        "audio_bos_token": "<|audio_bos|>",
+        "audio_eos_token": "<|audio_eos|>",
+        "image_token": "<|IMAGE|>",
+        "video_token": "<|VIDEO|>",
+        "vision_bos_token": "<|vision_bos|>",
+        "vision_eos_token": "<|vision_eos|>",
+    }
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        bos_token=None,
+        unk_token=None,
+        extra_special_tokens=names,
+    )
+    tok.chat_template = OMNI_CHAT_TEMPLATE.replace("{{ default_system }}", OMNI_SYSTEM_PROMPT)
+    tok.padding_side = "left"
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in names.items()}
+    torch.manual_seed(seed)
+    head_dim = hidden_size // 4
+    cfg = Qwen2_5OmniThinkerConfig(
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": hidden_size,
+            "intermediate_size": hidden_size * 2,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1e6,
+                "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8],  # sums to head_dim / 2
+            },
+            "tie_word_embeddings": True,
+            "initializer_range": initializer_range,
+            "eos_token_id": tok.eos_token_id,
+            "pad_token_id": tok.pad_token_id,
+        },
+        audio_config={
+            "d_model": 32,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 64,
+            "num_mel_bins": 128,
+            "output_dim": hidden_size,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "fullatt_block_indexes": [0],
+        },
+        audio_token_id=ids["audio_token"],
+        image_token_id=ids["image_token"],
+        video_token_id=ids["video_token"],
+        audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"],
+        vision_start_token_id=ids["vision_bos_token"],
+        vision_end_token_id=ids["vision_eos_token"],
+        initializer_range=initializer_range,
+    )
+    model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    # the real model's feature extractor: 128 mel bins, 16 kHz, 30 s windows of 3,000 frames (10 ms hop)
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30, n_fft=400, hop_length=160)
+    fe.save_pretrained(out)
+    return out

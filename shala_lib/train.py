@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,19 @@ def load_table(cfg: ExperimentConfig) -> pd.DataFrame:
 
 
 def build_dataset(
-    table: pd.DataFrame, spec: DatasetSpec, split: str, cfg: ExperimentConfig, tokenizer: Any, limit: int | None = None
+    table: pd.DataFrame,
+    spec: DatasetSpec,
+    split: str,
+    cfg: ExperimentConfig,
+    tokenizer: Any,
+    limit: int | None = None,
+    modality: str = "text",
+    system: str | None = None,
 ) -> Any:
     """A `datasets.Dataset` with `prompt` (chat template applied, prefill appended), the target
-    distribution `target` that the reward functions read, and `id` / `ambiguity_level`."""
+    distribution `target` that the reward functions read, and `id` / `ambiguity_level`; for speech also
+    `audio_path` (one clip per row, heard by `SpeechGRPOTrainer`). `tokenizer` renders the chat template
+    (a processor for Qwen2.5-Omni); `system` opens every conversation when given."""
     from datasets import Dataset
 
     part = table[table["split"] == split]
@@ -72,16 +81,18 @@ def build_dataset(
         raise ValueError(f"{cfg.dataset}: split {split!r} is empty")
     pre = prefill_text(spec) if cfg.prefill else ""
     prompts = [
-        format_prompt(tokenizer, build_messages(spec, row, cfg.prompt_variant), pre) for _, row in part.iterrows()
+        format_prompt(tokenizer, build_messages(spec, row, cfg.prompt_variant, modality, system), pre)  # type: ignore[arg-type]
+        for _, row in part.iterrows()
     ]
-    return Dataset.from_dict(
-        {
-            "prompt": prompts,
-            "target": [list(map(float, d)) for d in part["dist"]],
-            "id": part["id"].astype(str).tolist(),
-            "ambiguity_level": part["ambiguity_level"].astype(str).tolist(),
-        }
-    )
+    columns: dict[str, list[Any]] = {
+        "prompt": prompts,
+        "target": [list(map(float, d)) for d in part["dist"]],
+        "id": part["id"].astype(str).tolist(),
+        "ambiguity_level": part["ambiguity_level"].astype(str).tolist(),
+    }
+    if modality != "text":
+        columns["audio_path"] = [str(p) for p in part["audio_path"]]
+    return Dataset.from_dict(columns)
 
 
 def grpo_config(cfg: ExperimentConfig, on_cpu: bool) -> Any:
@@ -257,6 +268,7 @@ def make_callbacks(
     spec: DatasetSpec | None = None,
     tokenizer: Any = None,
     resume_step: int | None = None,
+    val_audio: tuple[list[str], Any] | None = None,
 ) -> list[Any]:
     """[guard, (validation)]: the guard always comes first. On resume from step N, metrics.csv keeps
     the rows of steps <= N and continues after them."""
@@ -358,7 +370,14 @@ def make_callbacks(
             guard.record(
                 state.global_step,
                 validation_metrics(
-                    model, tokenizer, spec, *val_set, constrained=cfg.constrained_eval, grammar=cfg.grammar
+                    model,
+                    tokenizer,
+                    spec,
+                    *val_set,
+                    constrained=cfg.constrained_eval,
+                    grammar=cfg.grammar,
+                    clips=val_audio[0] if val_audio else None,
+                    processor=val_audio[1] if val_audio else None,
                 ),
             )
 
@@ -368,14 +387,17 @@ def make_callbacks(
 def freeze_below_top_layers(model: Any, n_top: int) -> tuple[int, int]:
     """Freeze every parameter except those of the last `n_top` decoder layers and the final norm;
     returns (trainable, total) parameter counts. The model's decoder layers are found as
-    `model.model.layers` (Llama/Qwen/SmolLM-style causal LMs)."""
-    layers = getattr(getattr(model, "model", None), "layers", None)
+    `model.model.layers` (Llama/Qwen/SmolLM-style causal LMs) or `model.model.language_model.layers`
+    (the Qwen2.5-Omni thinker, whose audio and vision towers are then frozen too)."""
+    decoder = getattr(model, "model", None)
+    decoder = getattr(decoder, "language_model", decoder)
+    layers = getattr(decoder, "layers", None)
     if layers is None:
         raise ValueError(f"train_top_layers: {type(model).__name__} has no model.layers to choose from")
     if not 1 <= n_top <= len(layers):
         raise ValueError(f"train_top_layers must be in 1..{len(layers)} for this model, got {n_top}")
     keep = {id(p) for layer in list(layers)[-n_top:] for p in layer.parameters()}
-    keep |= {id(p) for p in model.model.norm.parameters()}
+    keep |= {id(p) for p in decoder.norm.parameters()}
     for p in model.parameters():
         p.requires_grad_(id(p) in keep)
     return sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters())
@@ -397,9 +419,11 @@ def validation_metrics(
     targets: np.ndarray,
     constrained: bool = False,
     grammar: str = "json",
+    clips: list[str] | None = None,
+    processor: Any = None,
 ) -> dict[str, float]:
-    """Greedy decoding on held-out prompts: mean JSD (unparsable scored uniform), parse rate, and the
-    collapse statistics (distinct answers, JSD against the best constant answer)."""
+    """Greedy decoding on held-out prompts (with their clips for speech): mean JSD (unparsable scored
+    uniform), parse rate, and the collapse statistics (distinct answers, JSD against the best constant)."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -407,12 +431,13 @@ def validation_metrics(
     from shala_lib.constrained import JsonDistributionProcessor
     from shala_lib.inference import generate_hf
     from shala_lib.metrics import evaluate
+    from shala_lib.omni import is_omni, placeholder_token_ids
     from shala_lib.parsing import parse_many
 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    processor = (
+    logits_proc = (
         LogitsProcessorList([JsonDistributionProcessor(tokenizer, spec, prefill, grammar)]) if constrained else None
     )
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -425,7 +450,10 @@ def validation_metrics(
             batch_size=64,
             cache="dynamic",
             progress=False,
-            logits_processor=processor,
+            logits_processor=logits_proc,
+            clips=clips,
+            processor=processor,
+            suppress_tokens=placeholder_token_ids(model) if is_omni(model) else None,
         )
     if was_training:
         model.train()
@@ -514,10 +542,19 @@ def prompts_per_optimizer_step(args: Any) -> int:
     return completions_per_optimizer_step(args) // args.num_generations
 
 
-def write_effective_config(cfg: ExperimentConfig, args: Any) -> Path:
+def write_effective_config(cfg: ExperimentConfig, args: Any, setup: ModelSetup | None = None) -> Path:
     eff = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool | list | dict | None)}
     doc = {
         "experiment": asdict(cfg),
+        "model": {
+            "name": cfg.model,
+            "family": setup.family if setup else None,
+            # what was loaded: the Omni thinker, or a causal LM
+            "class": "Qwen2_5OmniThinkerForConditionalGeneration" if setup and setup.omni else "AutoModelForCausalLM",
+            "modality": setup.modality if setup else "text",
+            "processor": setup.processor_kind if setup else None,
+            "system_prompt": setup.system if setup else None,
+        },
         "grpo_effective": eff,
         "world_size": world_size(),
         "versions": _versions(),
@@ -558,6 +595,49 @@ def leave_distributed_training(trainer: Any) -> None:
         torch.cuda.empty_cache()
 
 
+# LoRA on the Qwen2.5-Omni thinker: the language model's linear layers (PEFT matches a string as a regex)
+OMNI_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class ModelSetup:
+    """What the model family decides for a run: modality, prompt renderer, system prompt, processor."""
+
+    family: str
+    modality: str
+    renderer: Any  # renders chat templates: the tokenizer, or the Omni processor
+    system: str | None
+    processor: Any = None
+    processor_kind: str | None = None
+
+    @property
+    def omni(self) -> bool:
+        return self.family == "omni"
+
+    @property
+    def speech(self) -> bool:
+        return self.modality != "text"
+
+
+def model_setup(cfg: ExperimentConfig, spec: DatasetSpec, model_path: str, tokenizer: Any) -> ModelSetup:
+    """The run's modality (`cfg.modality`, else the dataset's) checked against the model family: speech
+    needs Qwen2.5-Omni; an Omni model gets its processor and Qwen's system prompt."""
+    from shala_lib.omni import OMNI_SYSTEM_PROMPT, load_processor, model_family
+
+    family = model_family(model_path)
+    modality = cfg.modality or spec.modality
+    if modality != "text" and family != "omni":
+        raise ValueError(
+            f"{cfg.name}: modality {modality!r} ({'the dataset default' if cfg.modality is None else 'config'}) "
+            f"needs a model that hears (Qwen/Qwen2.5-Omni-7B); {cfg.model!r} is text-only: set modality: text "
+            "to train on the transcripts"
+        )
+    if family != "omni":
+        return ModelSetup(family, modality, tokenizer, None)
+    processor, kind = load_processor(model_path, tokenizer)
+    return ModelSetup(family, modality, processor, OMNI_SYSTEM_PROMPT, processor, kind)
+
+
 def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     """Run GRPO for one experiment; returns paths and the post-training test metrics.
 
@@ -587,8 +667,11 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         cfg.to_yaml(cfg.run_dir / "experiment.yaml")
     model_path = resolve_model(cfg.model)
     tok = load_tokenizer(model_path)
+    setup = model_setup(cfg, spec, model_path, tok)
     table = load_table(cfg)
-    train_ds = build_dataset(table, spec, "train", cfg, tok, cfg.max_train_items)
+    train_ds = build_dataset(
+        table, spec, "train", cfg, setup.renderer, cfg.max_train_items, setup.modality, setup.system
+    )
     completions = CompletionLog(cfg.run_dir, cfg.method, state.process_index, state.num_processes, resume_step)
     reward = make_reward_func(
         cfg.method,
@@ -601,22 +684,35 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     if cfg.lora:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM"
-        )
-    val_set = None
+        targets = cfg.lora_target_modules
+        if setup.omni and targets == "all-linear":
+            targets = OMNI_LORA_TARGETS  # the language model only: no adapters on the audio or vision towers
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=targets, task_type="CAUSAL_LM")
+    val_set, val_audio = None, None
     if cfg.val_every:
-        val = build_dataset(table, spec, "validation", cfg, tok, cfg.val_items)
+        val = build_dataset(table, spec, "validation", cfg, setup.renderer, cfg.val_items, setup.modality, setup.system)
         val_set = (list(val["prompt"]), prefill_text(spec) if cfg.prefill else "", np.asarray(val["target"]))
-    callbacks = make_callbacks(cfg, completions, val_set, spec, tok, resume_step)
+        if setup.speech:
+            val_audio = (list(val["audio_path"]), setup.processor)
+    callbacks = make_callbacks(cfg, completions, val_set, spec, tok, resume_step, val_audio)
     model: Any = model_path  # TRL loads it (model_init_kwargs; under ZeRO-3 partitioned as it loads)
+    if setup.omni:
+        from shala_lib.omni import load_thinker, placeholder_token_ids
+
+        # the thinker is loaded here (TRL would pick AutoModelForCausalLM); after grpo_config(), so under
+        # ZeRO-3 it is partitioned as it loads, like TRL's own loading
+        model = load_thinker(model_path, **args.model_init_kwargs)
+        # a sampled <|AUDIO|> / image / video placeholder would break the next forward's feature merge
+        args.generation_kwargs = {**(args.generation_kwargs or {}), "suppress_tokens": placeholder_token_ids(model)}
     if cfg.train_top_layers:
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(model_path, **args.model_init_kwargs)
+        if not setup.omni:
+            model = AutoModelForCausalLM.from_pretrained(model_path, **args.model_init_kwargs)
         trainable, total = freeze_below_top_layers(model, int(cfg.train_top_layers))
         log.info("train_top_layers=%s: %d of %d parameters trainable", cfg.train_top_layers, trainable, total)
-    trainer = StructuredGRPOTrainer(
+    rollout_processor = json_processor(tok, spec, cfg.prefill, cfg.grammar) if cfg.structured_rollouts else None
+    common = dict(
         model=model,
         reward_funcs=[reward],
         args=args,
@@ -624,10 +720,16 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
         processing_class=tok,
         callbacks=callbacks,
         peft_config=peft_config,
-        rollout_processor=json_processor(tok, spec, cfg.prefill, cfg.grammar) if cfg.structured_rollouts else None,
+        rollout_processor=rollout_processor,
     )
+    if setup.speech:
+        from shala_lib.speech_trainer import SpeechGRPOTrainer
+
+        trainer: Any = SpeechGRPOTrainer(**common, audio_processor=setup.processor)
+    else:
+        trainer = StructuredGRPOTrainer(**common)
     if state.is_main_process:
-        write_effective_config(cfg, trainer.args)
+        write_effective_config(cfg, trainer.args, setup)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     state.wait_for_everyone()  # every process has flushed its completions (on_train_end)
     if state.is_main_process:
@@ -644,11 +746,18 @@ def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     trainer.save_model(str(final))  # every process: under ZeRO-3 the weights are gathered from all
     if state.is_main_process:
         tok.save_pretrained(final)
+        if setup.processor is not None:
+            from shala_lib.omni import save_processor
+
+            save_processor(setup.processor, final)
+    if setup.speech:
+        trainer.clip_report.log(f"{cfg.name} (training clips)")
     result: dict[str, Any] = {
         "run_dir": str(cfg.run_dir),
         "final": str(final),
         "global_step": trainer.state.global_step,
         "world_size": state.num_processes,
+        "modality": setup.modality,
         "train_runtime_s": round(float(trainer.state.log_history[-1].get("train_runtime", 0)), 1),
     }
     if torch.cuda.is_available():
@@ -700,6 +809,7 @@ def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFr
         max_new_tokens=int(cfg.grpo.get("max_completion_length", 128)),
         constrained=cfg.constrained_eval,
         grammar=cfg.grammar,
+        modality=cfg.modality or spec.modality,  # type: ignore[arg-type]
     )
     pred, gold, _ = attach_gold(preds, items, spec.n_classes)
     collapse = collapse_stats(pred, gold)

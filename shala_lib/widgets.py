@@ -26,7 +26,8 @@ ALL = "(all)"
 class SampleInspector:
     """Filter items (dataset, split, ambiguity level, gold class, methods disagree, text search),
     step through them, and see the text, the human distribution beside every method's as grouped
-    bars, per-item JSD/BC, and each method's raw output."""
+    bars, per-item JSD/BC, and each method's raw output. Items with a clip (`audio_path`, MSP-Podcast)
+    get an audio player above the transcript."""
 
     def __init__(self, items: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], spec: DatasetSpec):
         self.spec = spec
@@ -48,6 +49,8 @@ class SampleInspector:
         self.search = w.Text(description="search", placeholder="text contains...")
         self.prev, self.next = w.Button(description="◀ prev"), w.Button(description="next ▶")
         self.position = w.Label()
+        self.audio = w.Audio(autoplay=False, controls=True, loop=False)
+        self.audio.layout.display = "none"
         self.out = w.Output()
         for ctl in (self.dataset, self.split, self.level, self.gold, self.disagree, self.search):
             ctl.observe(lambda _change: self.apply_filters(), names="value")
@@ -108,6 +111,15 @@ class SampleInspector:
         return self.ids[self.index] if self.ids else None
 
     # --- rendering -------------------------------------------------------------------------
+    def clip(self, item_id: str) -> tuple[bytes, str] | None:
+        """(file bytes, format) of the item's clip, or None when it has none (text datasets, missing file)."""
+        from pathlib import Path
+
+        path = self.by_id.loc[item_id].get("audio_path") if "audio_path" in self.by_id.columns else None
+        if not isinstance(path, str) or not Path(path).is_file():
+            return None
+        return Path(path).read_bytes(), Path(path).suffix.lstrip(".").lower() or "wav"
+
     def summary(self, item_id: str) -> pd.DataFrame:
         """Per-method distribution, JSD, BC, parse status and raw output for one item."""
         row = self.by_id.loc[item_id]
@@ -159,6 +171,12 @@ class SampleInspector:
             return
         item_id = self.current_id
         row = self.by_id.loc[item_id]
+        clip = self.clip(item_id)
+        if clip is None:
+            self.audio.layout.display = "none"
+        else:
+            self.audio.format, self.audio.value = clip[1], clip[0]
+            self.audio.layout.display = None
         with self.out:
             for f in self.spec.text_fields:
                 print(f"{f}: {row[f]}")
@@ -170,7 +188,7 @@ class SampleInspector:
 
     def widget(self) -> w.Widget:
         filters = w.HBox([self.dataset, self.split, self.level]), w.HBox([self.gold, self.disagree, self.search])
-        return w.VBox([*filters, w.HBox([self.prev, self.next, self.position]), self.out])
+        return w.VBox([*filters, w.HBox([self.prev, self.next, self.position]), self.audio, self.out])
 
 
 class RunComparer:

@@ -50,8 +50,10 @@ def run_zero_shot(
     model: Any = None,
     tokenizer: Any = None,
     progress: bool = True,
+    modality: str | None = None,
 ) -> pd.DataFrame:
-    """Predict `split` for each option set; one row per option plus the data-only baselines."""
+    """Predict `split` for each option set; one row per option plus the data-only baselines.
+    `modality`: None = the dataset's (speech+text for MSP-Podcast, which needs Qwen2.5-Omni)."""
     spec = get_spec(dataset)
     out_dir = Path(out_dir)
     items = first_items(table[table["split"] == split], limit)  # every ambiguity level, even for a small limit
@@ -72,6 +74,7 @@ def run_zero_shot(
             batch_size=batch_size,
             max_new_tokens=max_new_tokens,
             progress=progress,
+            modality=modality,  # type: ignore[arg-type]
             **kw,
         )
         pred, gold, _ = attach_gold(preds, items, spec.n_classes)
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--options", nargs="*", default=list(OPTIONS))
+    ap.add_argument("--modality", default=None, help="text | speech | speech+text (default: the dataset's)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     table = load(args.dataset)
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         args.batch_size,
         args.max_new_tokens,
         progress=False,
+        modality=args.modality,
     )
     cols = ["method", "parse_rate", "n", "n_unparsable", "jsd", "bc", "acc", "f1", "wf1"]
     print(res[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -49,3 +49,26 @@ def tiny_varied(chaos, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("tiny_varied") / "model"
     texts = (chaos["premise"] + " " + chaos["hypothesis"]).tolist()[:400]
     return str(build_tiny_model(path, texts, initializer_range=0.5))
+
+
+@pytest.fixture(scope="session")
+def msp_speech(tmp_path_factory) -> Path:
+    """A data root holding a generated MSP-Podcast corpus with real clips (v1.12 label form): 40 items,
+    clips at 16/8/22.05/44.1 kHz, mono and stereo, one of them 31 s long."""
+    from shala_lib.speech_fixture import write_msp_fixture
+
+    root = tmp_path_factory.mktemp("msp_speech")
+    write_msp_fixture(root, n_items=40, seed=0, long_clips=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_thinker(msp_speech, tmp_path_factory) -> str:
+    """A tiny random Qwen2.5-Omni thinker (with Whisper feature-extractor config and an Omni-style chat
+    template), its tokenizer trained on the fixture's transcripts and prompt words."""
+    from shala_lib.tiny import build_tiny_thinker
+
+    texts = [p.read_text() for p in sorted((msp_speech / "msp_podcast" / "Transcripts").glob("*.txt"))]
+    texts += ["Predict the probability of the emotion in the target utterance from the following options"] * 3
+    path = tmp_path_factory.mktemp("tiny_thinker") / "model"
+    return str(build_tiny_thinker(path, texts * 5, initializer_range=0.2))
