@@ -7,6 +7,11 @@
 #   zero3  : DeepSpeed ZeRO-3 under accelerate (the lent machines have 1 GPU: 1 process; 2 processes are
 #            proven on CPU by tests/test_multiprocess.py): 6 steps, checkpoints every 2 (the last 2 kept),
 #            then the final test evaluation, which hung before ZeRO-3 was released; checks printed as JSON
+#   omni   : speech + text on a random-init Qwen2.5-Omni-7B-sized thinker (benchmarks/omni_proof.py): processor
+#            identity (Qwen2_5OmniProcessor vs the composed path, where torchvision is installed), zero-shot
+#            throughput with audio, 4 GRPO steps with LoRA under the paper's settings (s/step, peak memory,
+#            forwards with audio tokens but no features: must be 0). Needs the setup stage's wheels to include
+#            peft, soundfile and soxr (pip download --only-binary :all: -d .whl peft soundfile soxr)
 # Outputs go to $OUT (or ./gpu_out). Data: SHALA_DATA_DIR (carry a copy, e.g. .gpu/data).
 set -euo pipefail
 stage=$1
@@ -67,5 +72,9 @@ print(json.dumps({
 }, indent=1))
 PY
   python3 /tmp/zero3_checks.py | tee "$OUT/zero3_checks.json"
+  nvidia-smi --query-gpu=memory.used --format=csv ;;
+omni)
+  timeout 560 python3 benchmarks/omni_proof.py --size 7b --device cuda --steps 4 --items 64 --batch 16 \
+    --max-new-tokens 64 --out "$OUT" 2>"$OUT/omni_proof.err" | tail -60
   nvidia-smi --query-gpu=memory.used --format=csv ;;
 esac

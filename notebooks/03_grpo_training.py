@@ -31,6 +31,7 @@ GPUS = None  # None: all visible GPUs
 OUTPUT_DIR = "runs/train"
 RESUME = False  # True: continue each method from its last checkpoint instead of starting clean
 OVERRIDES = []  # extra overrides for every method, written as in CPU_OVERRIDES below
+ONE_GPU_OVERRIDES = []  # applied on exactly one GPU (the paper profile turns LoRA on there)
 CPU_OVERRIDES = [
     "device=cpu",
     "max_train_items=16",
@@ -64,6 +65,9 @@ extra = list(OVERRIDES)
 if gpus == 0:
     display(Markdown("**No GPU here**: running the CPU smoke configuration (" + ", ".join(CPU_OVERRIDES) + ")."))
     extra += CPU_OVERRIDES
+elif gpus == 1 and ONE_GPU_OVERRIDES:
+    display(Markdown("**One GPU**: applying " + ", ".join(ONE_GPU_OVERRIDES) + " (see the config's comments)."))
+    extra += ONE_GPU_OVERRIDES
 base = ExperimentConfig.from_yaml(CONFIG).with_overrides(list(OVERRIDES))  # names and dataset as trained
 runs = {}
 for method in METHODS:

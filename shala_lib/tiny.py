@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -98,32 +99,13 @@ OMNI_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_thinker(
-    out_dir: str | Path,
-    texts: Iterable[str],
-    vocab_size: int = 600,
-    seed: int = 0,
-    hidden_size: int = 64,
-    layers: int = 2,
-    initializer_range: float = 0.02,
-) -> Path:
-    """A tiny random Qwen2.5-Omni thinker (text hidden 64, 1 audio layer, 1 vision layer, ~0.2M
-    parameters) with a BPE tokenizer trained on `texts`, an Omni-style chat template and the real
-    model's WhisperFeatureExtractor settings (128 mel bins, 16 kHz, 3,000 frames). Built offline."""
-    import torch
+def _omni_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer with the Omni special tokens (and their names, as Qwen's has them)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        PreTrainedTokenizerFast,
-        Qwen2_5OmniThinkerConfig,
-        Qwen2_5OmniThinkerForConditionalGeneration,
-        WhisperFeatureExtractor,
-    )
+    from transformers import PreTrainedTokenizerFast
 
     from shala_lib.omni import OMNI_SYSTEM_PROMPT
 
-    out = Path(out_dir)
-    if (out / "config.json").is_file():
-        return out
     corpus = list(texts) + ['{"angry": 0.25, "neutral": 0.5, "sad": 0.25}'] * 5
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -132,29 +114,63 @@ def build_tiny_thinker(
         vocab_size=vocab_size, special_tokens=OMNI_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tk.train_from_iterator(corpus, trainer)
-    names = {
-        "audio_token": "<|AUDIO|>",
-        "audio_bos_token": "<|audio_bos|>",
-        "audio_eos_token": "<|audio_eos|>",
-        "image_token": "<|IMAGE|>",
-        "video_token": "<|VIDEO|>",
-        "vision_bos_token": "<|vision_bos|>",
-        "vision_eos_token": "<|vision_eos|>",
-    }
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk,
         eos_token="<|im_end|>",
         pad_token="<pad>",
         bos_token=None,
         unk_token=None,
-        extra_special_tokens=names,
+        extra_special_tokens=OMNI_TOKEN_NAMES,
     )
     tok.chat_template = OMNI_CHAT_TEMPLATE.replace("{{ default_system }}", OMNI_SYSTEM_PROMPT)
     tok.padding_side = "left"
-    ids = {k: tok.convert_tokens_to_ids(v) for k, v in names.items()}
-    torch.manual_seed(seed)
+    return tok
+
+
+OMNI_TOKEN_NAMES = {
+    "audio_token": "<|AUDIO|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+    "image_token": "<|IMAGE|>",
+    "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+}
+
+
+def thinker_config(
+    tok: Any, size: str = "tiny", hidden_size: int = 64, layers: int = 2, initializer_range: float = 0.02
+) -> Any:
+    """A Qwen2.5-Omni thinker config whose special token ids are `tok`'s. `size="7b"`: the dimensions of
+    Qwen2.5-Omni-7B's thinker (text 3584 x 28 layers, 152,064-entry vocabulary, 32-layer audio encoder,
+    32-layer vision tower: transformers' defaults) for random-init GPU measurements; "tiny": text hidden
+    `hidden_size`, 1 audio layer, 1 vision layer."""
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in OMNI_TOKEN_NAMES.items()}
+    special = dict(
+        audio_token_id=ids["audio_token"],
+        image_token_id=ids["image_token"],
+        video_token_id=ids["video_token"],
+        audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"],
+        vision_start_token_id=ids["vision_bos_token"],  # a fresh config lacks it; get_rope_index reads it
+        vision_end_token_id=ids["vision_eos_token"],
+    )
+    text_special = {"eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    if size == "7b":
+        return Qwen2_5OmniThinkerConfig(
+            text_config={
+                "vocab_size": 152_064,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                **text_special,
+            },
+            **special,
+        )
+    if size != "tiny":
+        raise ValueError(f"size must be 'tiny' or '7b', got {size!r}")
     head_dim = hidden_size // 4
-    cfg = Qwen2_5OmniThinkerConfig(
+    return Qwen2_5OmniThinkerConfig(
         text_config={
             "vocab_size": len(tok),
             "hidden_size": hidden_size,
@@ -170,8 +186,7 @@ def build_tiny_thinker(
             },
             "tie_word_embeddings": True,
             "initializer_range": initializer_range,
-            "eos_token_id": tok.eos_token_id,
-            "pad_token_id": tok.pad_token_id,
+            **text_special,
         },
         audio_config={
             "d_model": 32,
@@ -189,19 +204,44 @@ def build_tiny_thinker(
             "out_hidden_size": hidden_size,
             "fullatt_block_indexes": [0],
         },
-        audio_token_id=ids["audio_token"],
-        image_token_id=ids["image_token"],
-        video_token_id=ids["video_token"],
-        audio_start_token_id=ids["audio_bos_token"],
-        audio_end_token_id=ids["audio_eos_token"],
-        vision_start_token_id=ids["vision_bos_token"],
-        vision_end_token_id=ids["vision_eos_token"],
         initializer_range=initializer_range,
+        **special,
     )
-    model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(out)
+
+
+def build_tiny_thinker(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    vocab_size: int = 600,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    initializer_range: float = 0.02,
+    size: str = "tiny",
+    with_weights: bool = True,
+) -> Path:
+    """A random Qwen2.5-Omni thinker directory (`thinker_config`: ~0.2M parameters at the tiny size) with
+    a BPE tokenizer trained on `texts`, an Omni-style chat template and the real model's
+    WhisperFeatureExtractor settings (128 mel bins, 16 kHz, 3,000 frames). Built offline.
+    `with_weights=False` writes config, tokenizer and feature extractor only (the 7B size is built in
+    memory from the config by the GPU proof instead of being written to disk)."""
+    import torch
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration, WhisperFeatureExtractor
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    tok = _omni_tokenizer(texts, vocab_size)
+    cfg = thinker_config(tok, size, hidden_size, layers, initializer_range)
+    out.mkdir(parents=True, exist_ok=True)
+    if with_weights:
+        torch.manual_seed(seed)
+        model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
+        model.generation_config.eos_token_id = tok.eos_token_id
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.save_pretrained(out)
+    else:
+        cfg.save_pretrained(out)
     tok.save_pretrained(out)
     # the real model's feature extractor: 128 mel bins, 16 kHz, 30 s windows of 3,000 frames (10 ms hop)
     fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30, n_fft=400, hop_length=160)

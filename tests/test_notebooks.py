@@ -168,13 +168,15 @@ def test_paper_profile_runs_every_dataset_and_all_four_methods():
     ]
     zs = jobs[1].params
     assert zs["DATASETS"] == datasets and zs["OPTIONS"] == ["paper"] and zs["LIMIT"] is None
+    assert zs["MODEL"] == "Qwen/Qwen2.5-Omni-7B" and zs.get("MODALITY") is None  # each dataset's own modality
     assert (zs["OUT_DIR"], zs["RESULTS_DIR"]) == ("/R/zero_shot", "/RES")
     assert jobs[0].params["PROCESSED_DIR"] == "/R/processed"
     for job in jobs[2:]:
         d, p = job.dataset, job.params
         if job.notebook == "03_grpo_training":
             base = ExperimentConfig.from_yaml(ROOT / p["CONFIG"]).with_overrides(p["OVERRIDES"])
-            assert (base.dataset, base.name, base.model) == (d, f"{d}_shala_paper", "Qwen/Qwen2.5-7B-Instruct")
+            assert (base.dataset, base.name, base.model) == (d, f"{d}_shala_paper", "Qwen/Qwen2.5-Omni-7B")
+            assert base.modality is None and p["ONE_GPU_OVERRIDES"] == ["lora=true"]
             assert (base.grpo["learning_rate"], base.grpo["num_generations"], base.grpo["beta"]) == (1e-6, 4, 0.0)
             assert sorted(p["METHODS"]) == ["mls", "shala", "shala_no_ambi"] and p["OUTPUT_DIR"] == "/R/train"
             assert (p["RESULTS_DIR"], p["FIGURES_DIR"]) == ("/RES", "/FIG")

@@ -410,3 +410,47 @@ def test_two_grpo_steps_with_audio_then_resume(tiny_thinker, msp_speech, tmp_pat
     assert res2["global_step"] == 3
     comp2 = pd.read_parquet(run / "completions.parquet")
     assert sorted(comp2["step"].unique()) == [0, 1, 2] and len(comp2) == 3 * 4
+
+
+@pytest.mark.slow
+def test_omni_proof_script_runs_cpu_sized(tmp_path):
+    """The GPU stage's script (`gpu_proof.sh omni`, 7B-sized there) runs end to end at the tiny size."""
+    import subprocess
+    import sys
+
+    from shala_lib.paths import project_root
+
+    root = project_root()
+    cmd = [sys.executable, str(root / "benchmarks" / "omni_proof.py"), "--size", "tiny", "--device", "cpu"]
+    cmd += ["--steps", "2", "--items", "4", "--batch", "2", "--max-new-tokens", "6", "--out", str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    rep = json.loads((tmp_path / "omni_proof.json").read_text())
+    assert rep["zero_shot"]["items"] == 4 and rep["grpo"]["steps"] == 2
+    # per step: the rollouts' prefill and 4 loss micro-batches, each with the clips
+    assert rep["grpo"]["audio"]["forwards_with_audio_tokens"] == 2 * 5
+    assert rep["grpo"]["audio"]["without_features"] == 0
+    assert rep["processor"]["compared"] == (importlib.util.find_spec("torchvision") is not None)
+
+
+def test_paper_config_names_the_omni_thinker(tmp_path, msp_speech):
+    """The paper profile's config: Qwen2.5-Omni-7B, each dataset's modality; its effective config names
+    the thinker (a local directory with the 7B thinker's config stands in for the Hub id, offline)."""
+    from shala_lib.paths import project_root
+    from shala_lib.tiny import build_tiny_thinker
+    from shala_lib.train import grpo_config, write_effective_config
+
+    paper = project_root() / "configs" / "shala_paper.yaml"
+    assert ExperimentConfig.from_yaml(paper).model == "Qwen/Qwen2.5-Omni-7B"
+    texts = [p.read_text() for p in (msp_speech / "msp_podcast" / "Transcripts").glob("*.txt")]
+    omni7b = str(build_tiny_thinker(tmp_path / "omni7b", texts * 5, size="7b", with_weights=False))
+    for dataset, modality in (("msp_podcast", "speech+text"), ("chaosnli", "text")):
+        cfg = ExperimentConfig.from_yaml(paper).with_overrides(
+            [f"dataset={dataset}", f"model={omni7b}", f"output_dir={tmp_path / 'runs'}", f"name={dataset}_paper"]
+        )
+        cfg.run_dir.mkdir(parents=True)
+        setup = model_setup(cfg, get_spec(dataset), omni7b, load_tokenizer(omni7b))
+        eff = yaml.safe_load(write_effective_config(cfg, grpo_config(cfg, on_cpu=True), setup).read_text())
+        assert eff["model"]["class"] == "Qwen2_5OmniThinkerForConditionalGeneration"
+        assert (eff["model"]["family"], eff["model"]["modality"]) == ("omni", modality)
+        assert eff["model"]["system_prompt"] == OMNI_SYSTEM_PROMPT
+        assert eff["paper_settings"]["learning_rate"] == {"value": 1e-6, "source": "paper App. D.2 (1e-6)"}
