@@ -45,6 +45,7 @@ from IPython.display import Markdown, display
 from shala_lib.datasets import DataNotFoundError, load
 from shala_lib.models import load_model
 from shala_lib.prepare import write_table
+from shala_lib.specs import get_spec
 from shala_lib.zero_shot import run_zero_shot
 
 logging.basicConfig(level=logging.WARNING)
@@ -56,7 +57,7 @@ for name in DATASETS:
     except DataNotFoundError as e:
         display(Markdown(f"**{name}** is not available: {e}"))
         continue
-    tables[name] = run_zero_shot(
+    tables[get_spec(name).name] = run_zero_shot(  # a definition file is named by its definition
         table,
         name,
         OUT_DIR,

@@ -72,9 +72,9 @@ print(
 # %%
 for _, row in scores[(scores["block"] == blocks[0].name) & scores["method"].isin(["zero_shot", *METHODS])].iterrows():
     if row["input_independent"]:
-        warn_if_collapsed(row.to_dict(), f"{METHOD_LABELS.get(row['method'], row['method'])} on {DATASET}")
+        warn_if_collapsed(row.to_dict(), f"{METHOD_LABELS.get(row['method'], row['method'])} on {spec.name}")
 t1 = table1(scores, labels=METHOD_LABELS)
-write_table1(scores, RESULTS_DIR, f"table1_{DATASET}_{PROFILE}", labels=METHOD_LABELS)
+write_table1(scores, RESULTS_DIR, f"table1_{spec.name}_{PROFILE}", labels=METHOD_LABELS)
 display(Markdown(t1.to_markdown(index=False)))
 
 # %% [markdown]
@@ -82,7 +82,7 @@ display(Markdown(t1.to_markdown(index=False)))
 
 # %%
 ci = confidence_table(preds, gold, spec.classes, n_boot=N_BOOT, seed=SEED, blocks=blocks)
-write_table(ci, RESULTS_DIR, f"table1_{DATASET}_{PROFILE}_bootstrap_ci", floatfmt=".3f")
+write_table(ci, RESULTS_DIR, f"table1_{spec.name}_{PROFILE}_bootstrap_ci", floatfmt=".3f")
 ci.pivot(index=["block", "method"], columns="metric", values=["ci_low", "ci_high"]).round(3)
 
 # %% [markdown]
@@ -91,5 +91,5 @@ ci.pivot(index=["block", "method"], columns="metric", values=["ci_low", "ci_high
 # %%
 ours = scores[scores["method"].isin(["zero_shot", *METHODS])].assign(method=lambda d: d["method"].map(METHOD_LABELS))
 t2 = table2_blocks(ours, blocks)
-write_table(t2, RESULTS_DIR, f"table2_{DATASET}_{PROFILE}", floatfmt=".3f")
+write_table(t2, RESULTS_DIR, f"table2_{spec.name}_{PROFILE}", floatfmt=".3f")
 t2

@@ -61,10 +61,10 @@ print(f"{len(items)} items; per level: {per_level.to_dict()}")
 # %%
 by_level = grouped_metrics(preds, gold, spec.classes, items["ambiguity_level"], levels)
 fig = plot_by_level(scores, by_level, levels, title=f"{spec.display_name}: performance by ambiguity level ({PROFILE})")
-save_figure(fig, FIGURES_DIR, f"fig2_{DATASET}_ambiguity_{PROFILE}")
+save_figure(fig, FIGURES_DIR, f"fig2_{spec.name}_ambiguity_{PROFILE}")
 deg = degradation_table(scores, levels)
-write_table(by_level, RESULTS_DIR, f"{DATASET}_{PROFILE}_metrics_by_ambiguity", floatfmt=".3f")
-write_table(deg, RESULTS_DIR, f"{DATASET}_{PROFILE}_degradation_tests", floatfmt=".3g")
+write_table(by_level, RESULTS_DIR, f"{spec.name}_{PROFILE}_metrics_by_ambiguity", floatfmt=".3f")
+write_table(deg, RESULTS_DIR, f"{spec.name}_{PROFILE}_degradation_tests", floatfmt=".3g")
 display(fig, Markdown("**Degradation across levels (per-item JSD):**"), deg.round(4))
 
 # %% [markdown]
@@ -75,8 +75,8 @@ by_class = grouped_class_metrics(preds, gold, spec.classes, items["majority"])  
 fig = plot_by_class(
     by_class, spec.classes, title=f"{spec.display_name}: performance by gold majority class ({PROFILE})"
 )
-save_figure(fig, FIGURES_DIR, f"fig3_{DATASET}_per_class_{PROFILE}")
-write_table(by_class, RESULTS_DIR, f"{DATASET}_{PROFILE}_metrics_by_class", floatfmt=".3f")
+save_figure(fig, FIGURES_DIR, f"fig3_{spec.name}_per_class_{PROFILE}")
+write_table(by_class, RESULTS_DIR, f"{spec.name}_{PROFILE}_metrics_by_class", floatfmt=".3f")
 fig
 
 # %% [markdown]

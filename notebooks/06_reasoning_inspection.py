@@ -63,7 +63,7 @@ for method, path in reasoning_model_paths(ZERO_SHOT_MODEL, TRAIN_DIR, RUN_PREFIX
         spec,
         model,
         tok,
-        f"{OUT_DIR}/{DATASET}_{PROFILE}_reasoning_{method}.jsonl",
+        f"{OUT_DIR}/{spec.name}_{PROFILE}_reasoning_{method}.jsonl",
         method=method,
         model_name=path,
         variant="reasoning",
@@ -80,7 +80,7 @@ print({m: p["status"].value_counts().to_dict() for m, p in preds.items()})
 
 # %%
 ex_table = example_tables(examples, preds, spec)
-write_table(ex_table, RESULTS_DIR, f"{DATASET}_{PROFILE}_reasoning_examples", floatfmt=".2f")
+write_table(ex_table, RESULTS_DIR, f"{spec.name}_{PROFILE}_reasoning_examples", floatfmt=".2f")
 for _, part in ex_table.groupby("ambiguity_level", sort=False):
     display(Markdown(f"### {part['ambiguity_level'].iloc[0]} ambiguity\n\n{part['text'].iloc[0]}"))
     display(part[["method", *spec.classes, "status", "reasoning"]].round(2))
@@ -90,5 +90,5 @@ for _, part in ex_table.groupby("ambiguity_level", sort=False):
 
 # %%
 counts = interpretation_counts(preds, items, spec.levels)
-write_table(counts, RESULTS_DIR, f"{DATASET}_{PROFILE}_reasoning_multiple_interpretations", floatfmt=".3f")
+write_table(counts, RESULTS_DIR, f"{spec.name}_{PROFILE}_reasoning_multiple_interpretations", floatfmt=".3f")
 counts.pivot(index="method", columns="ambiguity_level", values="share_multiple")[list(spec.levels)].round(3)

@@ -68,10 +68,10 @@ def n_active(dist: np.ndarray) -> np.ndarray:
     return (np.asarray(dist, dtype=float) > 0).sum(axis=-1)
 
 
-def entropy_level(h: np.ndarray | float) -> np.ndarray:
-    """low [0,0.33), medium [0.33,0.66), high [0.66,1] (paper App. C.2.1)."""
+def entropy_level(h: np.ndarray | float, bins: tuple[float, float] = ENTROPY_BINS) -> np.ndarray:
+    """low [0,0.33), medium [0.33,0.66), high [0.66,1] (paper App. C.2.1; other edges by `bins`)."""
     h_arr = np.atleast_1d(np.asarray(h, dtype=float))
-    idx = np.digitize(h_arr, ENTROPY_BINS, right=False)
+    idx = np.digitize(h_arr, bins, right=False)
     return np.asarray(ENTROPY_LEVELS, dtype=object)[idx]
 
 
@@ -84,10 +84,10 @@ def active_label_level(k: np.ndarray | int) -> np.ndarray:
     return np.asarray(ACTIVE_LABEL_LEVELS, dtype=object)[idx]
 
 
-def ambiguity_level(dist: np.ndarray, scheme: AmbiguityScheme) -> np.ndarray:
-    """Ambiguity level of each row under a dataset's scheme."""
+def ambiguity_level(dist: np.ndarray, scheme: AmbiguityScheme, bins: tuple[float, float] = ENTROPY_BINS) -> np.ndarray:
+    """Ambiguity level of each row under a dataset's scheme (entropy edges `bins`)."""
     if scheme == "entropy":
-        return entropy_level(normalized_entropy(dist))
+        return entropy_level(normalized_entropy(dist), bins)
     if scheme == "active_labels":
         return active_label_level(n_active(dist))
     raise ValueError(f"unknown ambiguity scheme {scheme!r}")

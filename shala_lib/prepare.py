@@ -62,6 +62,7 @@ def prepare_dataset(
         log.warning("%s: not available: %s", name, e)
         return Prepared(name, None, missing=str(e))
     spec = get_spec(name)
+    name = spec.name  # a definition file is named by its definition
     out = Prepared(name, df)
     out.files.append(write_parquet(df, processed_path(processed_dir, name, seed)))
     out.tables = {

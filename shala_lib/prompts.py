@@ -1,7 +1,7 @@
 """The paper's prompt templates (Tables 11-13) and the reasoning variant (App. H).
 
-Templates live in one place, keyed by dataset name; a new dataset adds its `PromptTemplate`
-here. Prompts are chat messages for `tokenizer.apply_chat_template`.
+A dataset's prompt lives in its definition file (`prompt:`, the fields of `PromptTemplate`; the paper's
+in `shala_lib/resources/datasets/*.yaml`). Prompts are chat messages for `tokenizer.apply_chat_template`.
 
 Modalities (`specs.MODALITIES`): `text` is one string message, as before. With speech the user turn is
 the chat template's content list: the clip first (`{"type": "audio", "audio": <path>}`), then the text
@@ -59,99 +59,16 @@ class PromptTemplate:
         )
 
 
-def _emotion_task(classes: str, presence: str, intro: str = "") -> str:
-    return (
-        f"{intro}Predict the probability of the emotion in the target utterance from the following "
-        f"options: {classes}.\nYou MUST produce a calibrated probability distribution. "
-        + (
-            "Identify any emotional cues expressed by the speaker, even subtle ones. "
-            if "conversation" in presence
-            else ""
-        )
-        + f"For each of the following emotions from {classes}, evaluate whether the emotion is present. "
-        "If only one emotion present, assign 1.0 to that emotion. If multiple emotions are present, "
-        "estimate the relative strength and assign a probability to each emotion. "
-        f"The probability should reflect how much {presence}."
-    )
-
-
-_EMOTION_REASONING = (
-    "Which emotional cues does the target utterance express?",
-    "Are there multiple valid interpretations? If so, describe them.",
-    "How does your reasoning inform the probability you assign to each emotion?",
-)
-
-TEMPLATES: dict[str, PromptTemplate] = {
-    "triage_probe": PromptTemplate(  # short on purpose: CPU steps cost what the prompt costs
-        background="",
-        target="Support message: {message}",
-        task="How do annotators label it: urgent (something broken), routine (a request) or junk (spam)?",
-        label_word="label",
-        reasoning_questions=(
-            "What does the message report or ask for?",
-            "Are there multiple valid interpretations? If so, describe them.",
-            "How does your reasoning inform the probability you assign to each label?",
-        ),
-    ),
-    "chaosnli": PromptTemplate(
-        background="",
-        target="Premise: {premise}\nHypothesis: {hypothesis}",
-        task=(
-            "Given a premise and a hypothesis, predict the probability of the relationship between "
-            "them from the following options: entailment, neutral, contradiction.\n"
-            "1. entailment: the hypothesis logically follows from the premise\n"
-            "2. neutral: neither entailment nor contradiction can be determined\n"
-            "3. contradiction: the hypothesis conflicts with the premise\n"
-            "You MUST produce a calibrated probability distribution."
-        ),
-        label_word="label",
-        reasoning_questions=(
-            "What is the relationship between the premise and hypothesis?",
-            "Are there multiple valid interpretations? If so, describe them.",
-            "How does your reasoning inform the probability you assign to each label?",
-        ),
-    ),
-    "msp_podcast": PromptTemplate(
-        background="Two speakers are having a conversation.",
-        target="{text}",
-        task=_emotion_task(
-            "angry, contempt, disgust, fear, happy, neutral, sad, surprise",
-            "time, intensity, and presence each emotion has in the conversation",
-        ),
-        label_word="emotion",
-        reasoning_questions=_EMOTION_REASONING,
-    ),
-    "goemotions": PromptTemplate(
-        background="This is a text comment extracted from Reddit.",
-        target="{text}",
-        task=_emotion_task(
-            "anger, disgust, fear, joy, sadness, surprise, neutral",
-            "intensity and presence each emotion has in the comment",
-            intro=(
-                "Assign a calibrated probability distribution over the following emotion categories: "
-                "anger, disgust, fear, joy, sadness, surprise, neutral.\n"
-                "These categories follow the Ekman taxonomy:\n"
-                "- anger: annoyance, disapproval, hostility\n"
-                "- disgust: contempt, revulsion\n"
-                "- fear: nervousness, anxiety, dread\n"
-                "- joy: happiness, admiration, gratitude, excitement, love, optimism, pride, relief, amusement\n"
-                "- sadness: disappointment, grief, remorse, embarrassment\n"
-                "- surprise: curiosity, confusion, realization\n"
-                "- neutral: no clear emotion expressed\n"
-            ),
-        ),
-        label_word="emotion",
-        reasoning_questions=_EMOTION_REASONING,
-    ),
-}
-
-
 def get_template(spec: DatasetSpec) -> PromptTemplate:
+    """The prompt of a dataset, from its definition file (`shala_lib.datasets.definition`)."""
+    from shala_lib.datasets.definition import get_definition
+
     try:
-        return TEMPLATES[spec.name]
+        return get_definition(spec.name).template
     except KeyError:
         raise KeyError(
-            f"no prompt template for dataset {spec.name!r}; add one to shala_lib.prompts.TEMPLATES"
+            f"no prompt for dataset {spec.name!r}: give it a definition file with a prompt section "
+            "(see README, 'Your own dataset')"
         ) from None
 
 

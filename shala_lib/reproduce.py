@@ -2,6 +2,7 @@
 
     python -m shala_lib.reproduce --profile smoke     # CPU, minutes, embedded SmolLM2
     python -m shala_lib.reproduce --profile paper     # GPUs, the paper's settings
+    python -m shala_lib.reproduce --profile smoke --dataset path/to/my_dataset.yaml   # your own data
 
 Parameters come from `papermill_params/<profile>.yaml`: a `common` mapping given to every
 notebook and one mapping per notebook. A notebook mapping with `per_dataset: true` runs once per
@@ -12,6 +13,15 @@ executed notebooks go there (`04_evaluation_chaosnli.ipynb` for a per-dataset ru
 `summary.json` of what ran and what was skipped, and the profiles put predictions and checkpoints
 under it. Tables go to `results/` and figures to `figures/` (`--results-dir`, `--figures-dir`).
 On failure: exit 1, naming the notebook and the failing cell.
+
+Data first: every dataset of the profile's `datasets` list must be present under the data root. One that
+is absent is downloaded from its definition's `download:` URLs (checksums verified) unless
+`--no-download`; one that is still absent stops the run before any notebook, exit 2, naming the dataset
+and the command that fetches it (or how to obtain a licensed copy), except the profile's
+`optional_datasets`, which are skipped and reported. `--dataset NAME_OR_DEFINITION` (repeatable) runs the
+profile on those datasets instead of its list (a definition file is registered for the notebooks'
+kernels and the training subprocesses through `SHALA_DATASETS`); `--model` replaces the profile's model
+everywhere (zero-shot, training, reasoning).
 """
 
 from __future__ import annotations
@@ -65,9 +75,12 @@ def load_profile(profile: str, params_dir: Path | None = None) -> dict[str, Any]
         known = sorted(p.stem for p in params_dir.glob("*.yaml"))
         raise FileNotFoundError(f"no profile {profile!r} ({path} missing); known profiles: {known}")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - {"common", "datasets"} - set(NOTEBOOKS)
+    unknown = set(data) - {"common", "datasets", "optional_datasets"} - set(NOTEBOOKS)
     if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; known: common, datasets, {NOTEBOOKS}")
+        raise ValueError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; "
+            f"known: common, datasets, optional_datasets, {NOTEBOOKS}"
+        )
     for name in NOTEBOOKS:
         per = (data.get(name) or {}).get("per_dataset", False)
         if not isinstance(per, bool):
@@ -152,6 +165,80 @@ def not_prepared(prep_params: dict[str, Any], dataset: str, root: Path) -> str |
     return f"{dataset} was not prepared by 01_data_preparation (no {path}: its data files are absent, see notebook 01)"
 
 
+class DataUnavailable(RuntimeError):
+    """A dataset the profile needs is absent and could not be fetched; the message says how to get it."""
+
+
+def with_datasets(prof: dict[str, Any], datasets: list[str]) -> dict[str, Any]:
+    """The profile run on `datasets` (names or definition files) instead of its own list: definition
+    files are registered (`SHALA_DATASETS`, inherited by kernels and subprocesses) and named by their
+    definition's `name`; notebooks 01 and 02 get the same list."""
+    from shala_lib.datasets.definition import get_definition, is_definition_path, register_paths
+
+    register_paths([d for d in datasets if is_definition_path(d)])
+    names = [get_definition(d).name for d in datasets]
+    out = {**prof, "datasets": names, "optional_datasets": []}
+    for nb in ("01_data_preparation", "02_zero_shot_baselines"):
+        if nb in out:
+            out[nb] = {**out[nb], "DATASETS": names}
+    return out
+
+
+def with_model(jobs: list[Job], model: str) -> list[Job]:
+    """Every job with `model` in place of the profile's: MODEL, ZERO_SHOT_MODEL, and training's config."""
+    out = []
+    for job in jobs:
+        declared = notebook_parameters(job.notebook)
+        params = dict(job.params)
+        for key in ("MODEL", "ZERO_SHOT_MODEL"):
+            if key in declared:
+                params[key] = model
+        if "OVERRIDES" in declared and job.notebook == "03_grpo_training":
+            params["OVERRIDES"] = [*params.get("OVERRIDES", []), f"model={model}"]
+        out.append(Job(job.notebook, params, job.dataset))
+    return out
+
+
+def ensure_data(prof: dict[str, Any], data_root: Path, download: bool = True) -> list[str]:
+    """Fetch what the profile's datasets miss (unless `download` is False); returns the optional ones
+    still absent (skipped later, reported); raises DataUnavailable for any other still absent."""
+    from shala_lib.datasets.base import DataNotFoundError
+    from shala_lib.datasets.definition import get_definition
+    from shala_lib.datasets.download import download as fetch
+    from shala_lib.datasets.download import fetch_command
+
+    problems, optional_absent = [], []
+    for name in prof.get("datasets") or []:
+        d = get_definition(name)
+        missing = d.missing(data_root)
+        why = ""
+        if missing and d.download and download:
+            print(f"{name}: {len(missing)} file(s) absent under {data_root}; downloading ...", flush=True)
+            try:
+                fetch(name, data_root)
+            except (DataNotFoundError, OSError) as e:
+                why = f" (download failed: {e})"
+            missing = d.missing(data_root)
+        if not missing:
+            continue
+        if name in (prof.get("optional_datasets") or []):
+            optional_absent.append(name)
+            continue
+        if d.download:
+            how = f"fetch it with `{fetch_command(name, data_root)}` (needs internet)"
+            how += "" if download else "; the runner did not try: --no-download"
+        else:
+            how = d.manual or f"place it at {missing[0]} (its definition: {d.source})"
+        problems.append(f"{name}: missing {', '.join(str(p) for p in missing)}{why}. To get it: {how}")
+    if problems:
+        raise DataUnavailable(
+            "the profile needs data that is not here:\n- "
+            + "\n- ".join(problems)
+            + "\n(SHALA_DATA_DIR, or the profile's common DATA_DIR, sets the data root)"
+        )
+    return optional_absent
+
+
 def run_profile(
     profile: str,
     notebooks: list[str] | None = None,
@@ -159,16 +246,29 @@ def run_profile(
     params_dir: Path | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    datasets: list[str] | None = None,
+    model: str | None = None,
+    download: bool = True,
+    check_data: bool = True,
 ) -> list[Path]:
-    """Execute a profile's notebooks; returns the executed notebooks' paths. Skipped per-dataset
-    runs are printed and listed in `<dirs.runs>/summary.json`."""
+    """Execute a profile's notebooks; returns the executed notebooks' paths. Its datasets are fetched
+    first when absent (`ensure_data`); skipped per-dataset runs are printed and listed in
+    `<dirs.runs>/summary.json`."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from shala_lib.paths import data_dir as resolve_data_dir
+
     root = project_root()
     prof = load_profile(profile, params_dir)
+    if datasets:
+        prof = with_datasets(prof, datasets)
     dirs = dirs or Dirs.default(profile)
+    if check_data:
+        ensure_data(prof, resolve_data_dir((prof.get("common") or {}).get("DATA_DIR")), download)
     jobs = plan(prof, notebooks, overrides, dirs)
+    if model:
+        jobs = with_model(jobs, model)
     prep_params = plan(prof, ["01_data_preparation"], overrides, dirs)[0].params
     dirs.runs.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -216,6 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results-dir", type=Path, help="tables (default results/)")
     ap.add_argument("--figures-dir", type=Path, help="figures (default figures/)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument(
+        "--dataset",
+        action="append",
+        default=None,
+        metavar="NAME_OR_DEFINITION",
+        help="run the profile on this dataset (a registered name or a definition .yaml) instead of its list "
+        "(repeatable)",
+    )
+    ap.add_argument("--model", default=None, help="replace the profile's model everywhere (Hub id or local directory)")
+    ap.add_argument("--no-download", action="store_true", help="never download absent data (exit 2 instead)")
     args = ap.parse_args(argv)
     default = Dirs.default(args.profile)
     dirs = Dirs(
@@ -224,8 +334,19 @@ def main(argv: list[str] | None = None) -> int:
         (args.figures_dir or default.figures).resolve(),
     )
     try:
-        run_profile(args.profile, args.only, dirs=dirs, progress=not args.no_progress)
-    except (NotebookFailed, FileNotFoundError, ValueError) as e:
+        run_profile(
+            args.profile,
+            args.only,
+            dirs=dirs,
+            progress=not args.no_progress,
+            datasets=args.dataset,
+            model=args.model,
+            download=not args.no_download,
+        )
+    except DataUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (NotebookFailed, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

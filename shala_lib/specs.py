@@ -1,7 +1,8 @@
-"""Dataset specifications: one `DatasetSpec` per dataset, kept in a registry.
+"""`DatasetSpec`: what the rest of the workbench needs to know about a dataset.
 
-A new dataset is one small module that defines its spec, registers it, and provides a loader
-(see `shala_lib.datasets`). Class order here is the order of every distribution vector.
+Specs are built from dataset definition files (`shala_lib/resources/datasets/*.yaml` for the paper's
+datasets; your own anywhere: `shala_lib.datasets.definition`). Class order is the order of every
+distribution vector.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class DatasetSpec:
     # The paper's input modality for this dataset: "text", or "speech+text" where the items have clips
     # (`audio_path` column) and the model hears the clip and reads the transcript (MSP-Podcast).
     modality: Modality = "text"
+    # normalised-entropy edges of the low / medium / high levels (entropy scheme; paper App. C.2.1)
+    entropy_bins: tuple[float, float] = (0.33, 0.66)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -62,23 +65,18 @@ class DatasetSpec:
         return self.class_display.get(cls, cls.capitalize())
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+def get_spec(name_or_path: str) -> DatasetSpec:
+    """The spec of a registered dataset (built-in or listed in `SHALA_DATASETS`) or of a definition
+    file (`path/to/dataset.yaml`); see `shala_lib.datasets.definition`."""
+    from shala_lib.datasets.definition import get_definition
 
-
-def register(spec: DatasetSpec) -> DatasetSpec:
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def get_spec(name: str) -> DatasetSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; registered: {sorted(_REGISTRY)}") from None
+    return get_definition(name_or_path).spec
 
 
 def registered() -> list[str]:
-    return sorted(_REGISTRY)
+    from shala_lib.datasets.definition import registry
+
+    return sorted(registry())
 
 
 def custom_spec(
@@ -97,68 +95,16 @@ def custom_spec(
     )
 
 
-CHAOSNLI = register(
-    DatasetSpec(
-        name="chaosnli",
-        classes=("entailment", "neutral", "contradiction"),
-        text_fields=("premise", "hypothesis"),
-        ambiguity_scheme="entropy",
-        display_name="ChaosNLI",
-        aliases={
-            "entailment": ("entail", "entails", "e"),
-            "neutral": ("neutrality", "n"),
-            "contradiction": ("contradict", "contradicts", "contradictory", "c"),
-        },
-        subsets=("snli", "mnli"),
-        subset_display={"snli": "ChaosNLI-S", "mnli": "ChaosNLI-M"},
-    )
-)
+# the paper's datasets and the probe, by their usual constant names (read from their definitions)
+_CONSTANTS = {
+    "CHAOSNLI": "chaosnli",
+    "GOEMOTIONS": "goemotions",
+    "MSP_PODCAST": "msp_podcast",
+    "TRIAGE_PROBE": "triage_probe",
+}
 
-GOEMOTIONS = register(
-    DatasetSpec(
-        name="goemotions",
-        classes=("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"),
-        text_fields=("text",),
-        ambiguity_scheme="active_labels",
-        display_name="GoEmotions",
-        aliases={
-            "anger": ("angry",),
-            "disgust": ("disgusted",),
-            "fear": ("afraid", "fearful", "scared"),
-            "joy": ("happy", "happiness", "joyful"),
-            "sadness": ("sad",),
-            "surprise": ("surprised",),
-        },
-    )
-)
 
-MSP_PODCAST = register(
-    DatasetSpec(
-        name="msp_podcast",
-        classes=("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"),
-        text_fields=("text",),
-        ambiguity_scheme="active_labels",
-        display_name="MSP-Podcast",
-        modality="speech+text",  # paper §4 and Table 1: "MSP-Podcast (Speech + Text)"
-        aliases={
-            "angry": ("anger",),
-            "disgust": ("disgusted",),
-            "fear": ("afraid", "fearful", "scared"),
-            "happy": ("happiness", "joy"),
-            "sad": ("sadness",),
-            "surprise": ("surprised",),
-        },
-        prompt_keys=("Angry", "Contempt", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"),
-    )
-)
-
-TRIAGE_PROBE = register(
-    DatasetSpec(
-        name="triage_probe",
-        classes=("urgent", "routine", "junk"),
-        text_fields=("message",),
-        ambiguity_scheme="entropy",
-        display_name="Triage probe (synthetic)",
-        aliases={"urgent": ("urgency",), "junk": ("spam", "scam")},
-    )
-)
+def __getattr__(attr: str) -> DatasetSpec:
+    if attr in _CONSTANTS:
+        return get_spec(_CONSTANTS[attr])
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

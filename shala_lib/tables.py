@@ -172,10 +172,22 @@ def confidence_table(
     return pd.concat(parts, ignore_index=True)[cols]
 
 
-def published_results() -> pd.DataFrame:
-    """Published numbers the paper compares with, each with its source and JSD log base."""
+def published_results(dataset: str | None = None) -> pd.DataFrame:
+    """Published numbers the paper compares with, each with its source and JSD log base
+    (`resources/published_results.csv`), plus the `published:` rows of dataset definitions."""
     with resources.files("shala_lib.resources").joinpath("published_results.csv").open() as fh:
-        return pd.read_csv(fh)
+        table = pd.read_csv(fh)
+    from shala_lib.datasets.definition import get_definition
+
+    extra = []
+    if dataset is not None and dataset not in set(table["dataset"]):
+        try:
+            extra = [{"dataset": dataset, "jsd_log_base": "2", **r} for r in get_definition(dataset).published]
+        except KeyError:
+            extra = []
+    if extra:
+        table = pd.concat([table, pd.DataFrame(extra).reindex(columns=table.columns)], ignore_index=True)
+    return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
 
 
 def table2(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -184,8 +196,7 @@ def table2(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
     Published JSDs stay in the base their source used (column `jsd_log_base`); a base-2
     equivalent is added for base-e rows so every row can be read on one scale.
     """
-    pub = published_results()
-    pub = pub[pub["dataset"] == dataset].copy()
+    pub = published_results(dataset).copy()
     if "block" in ours.columns:
         ours = ours.drop(columns="block")
     pub["jsd_base2"] = np.where(pub["jsd_log_base"].astype(str) == "e", pub["jsd"] * JSD_E_TO_2, pub["jsd"])

@@ -55,6 +55,7 @@ def run_zero_shot(
     """Predict `split` for each option set; one row per option plus the data-only baselines.
     `modality`: None = the dataset's (speech+text for MSP-Podcast, which needs Qwen2.5-Omni)."""
     spec = get_spec(dataset)
+    dataset = spec.name  # a definition file is named by its definition
     out_dir = Path(out_dir)
     items = first_items(table[table["split"] == split], limit)  # every ambiguity level, even for a small limit
     if model is None:

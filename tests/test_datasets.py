@@ -219,7 +219,7 @@ def test_custom_bad_inputs(tmp_path):
     pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": ["pos", "bad"]}).to_csv(
         tmp_path / "l.csv", index=False
     )
-    with pytest.raises(DataFormatError, match=r"l.csv, line 3, field 'label': unknown label 'bad'"):
+    with pytest.raises(DataFormatError, match=r"l.csv, line 3, field 'label': unknown class 'bad'"):
         load("custom", path=tmp_path / "l.csv", classes=["pos", "neg"])
     pd.DataFrame({"id": ["a"], "text": ["x"], "pos": [0], "neg": [0]}).to_csv(tmp_path / "w.csv", index=False)
     with pytest.raises(DataFormatError, match="zero ratings"):

@@ -13,7 +13,6 @@ import yaml
 from shala_lib.config import ExperimentConfig
 from shala_lib.paths import project_root
 from shala_lib.reproduce import NOTEBOOKS, Dirs, NotebookFailed, load_profile, plan, run_profile
-from shala_lib.tiny import build_tiny_model
 from shala_lib.zero_shot import predictions_path
 
 ROOT = project_root()
@@ -28,118 +27,35 @@ def test_notebooks_committed_without_outputs_and_paired(name):
     assert [c.source for c in nb.cells] == [c.source for c in paired.cells], "run: jupytext --sync notebooks/*.py"
 
 
-@pytest.fixture(scope="module")
-def tiny(shared_data, tmp_path_factory):
-    from shala_lib.datasets import load
-
-    df = load("chaosnli", data_dir=shared_data)
-    path = tmp_path_factory.mktemp("nbtiny") / "model"
-    return str(build_tiny_model(path, (df["premise"] + " " + df["hypothesis"]).tolist()[:300]))
-
-
-@pytest.mark.slow
-def test_smoke_profile_end_to_end_with_tiny_model(tmp_path, tiny, shared_data):
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump({"name": "tiny", "model": tiny, "prefill": True}))
-    out = tmp_path / "out"
+def test_optional_absent_dataset_is_skipped_and_reported(tmp_path, shared_data):
+    """A profile's optional dataset that is absent (licensed MSP-Podcast here) is skipped with the
+    reason, in the output and in summary.json; notebook 01 says how to obtain it. (The whole smoke
+    profile runs end to end in test_reproduce_smoke.py and, on definition files with a tiny model,
+    in test_dataset_definitions.py.)"""
     params = tmp_path / "params"
     params.mkdir()
-    # notebooks 04-06 read what 02 and 03 wrote; RESULTS_DIR / FIGURES_DIR come from the runner's Dirs
-    trained = {
-        "per_dataset": True,
-        "DATASET": "{dataset}",
-        "TRAIN_DIR": str(out / "train"),
-        "RUN_PREFIX": "tiny",
-        "METHODS": ["mls", "shala"],
-        "DATA_DIR": str(shared_data),
-    }
-    zero_shot_file = str(out / "zs" / "predictions_{dataset}_test_zero_shot_prefill.jsonl")
+    out = tmp_path / "out"
     (params / "t.yaml").write_text(
         yaml.safe_dump(
             {
-                "datasets": ["chaosnli", "msp_podcast"],  # msp_podcast is absent here: skipped, reported
-                "01_data_preparation": {
-                    "DATASETS": ["chaosnli", "msp_podcast"],
-                    "DATA_DIR": str(shared_data),
-                    "PROCESSED_DIR": str(out / "processed"),
-                },
-                "02_zero_shot_baselines": {
-                    "MODEL": tiny,
-                    "LIMIT": 4,
-                    "BATCH_SIZE": 4,
-                    "MAX_NEW_TOKENS": 8,
-                    "OUT_DIR": str(out / "zs"),
-                },
-                "03_grpo_training": {
-                    "per_dataset": True,
-                    "CONFIG": str(cfg),
-                    "METHODS": ["shala", "mls"],
-                    "OUTPUT_DIR": str(out / "train"),
-                    "GPUS": 0,
-                },
-                "04_evaluation": {**trained, "ZERO_SHOT_FILE": zero_shot_file, "N_BOOT": 20},
-                "05_ambiguity_analysis": {**trained, "ZERO_SHOT_FILE": zero_shot_file},
-                "06_reasoning_inspection": {
-                    **trained,
-                    "ZERO_SHOT_MODEL": tiny,
-                    "N_COUNT_ITEMS": 3,
-                    "MAX_NEW_TOKENS": 12,
-                    "OUT_DIR": str(out / "reasoning"),
-                },
+                "datasets": ["msp_podcast"],
+                "optional_datasets": ["msp_podcast"],
+                "common": {"DATA_DIR": str(shared_data)},
+                "01_data_preparation": {"DATASETS": ["chaosnli", "msp_podcast"], "PROCESSED_DIR": str(out / "p")},
+                "04_evaluation": {"per_dataset": True, "DATASET": "{dataset}"},
             }
         )
     )
-    dirs = Dirs(out / "runs" / "t", out / "results", out / "figures")
-    written = run_profile("t", dirs=dirs, params_dir=params, progress=False)
-    assert [p.name for p in written] == [f"{n}{'_chaosnli' if n >= '03' else ''}.ipynb" for n in NOTEBOOKS]
-    summary = json.loads((out / "runs" / "t" / "summary.json").read_text())
-    assert [r["notebook"] for r in summary["ran"]] == [p.stem for p in written]
-    assert [r["notebook"] for r in summary["skipped"]] == [f"{n}_msp_podcast" for n in NOTEBOOKS[2:]]
-    assert all("msp_podcast_seed42.parquet" in r["why"] for r in summary["skipped"])
-    res = out / "results"
-    # notebook 01: exact ChaosNLI statistics; MSP-Podcast reported as missing, not dropped silently
-    maj = pd.read_csv(res / "chaosnli_stats_by_majority.csv")
-    assert maj.loc[maj["dataset"] == "ChaosNLI", "count"].tolist() == [1168, 1397, 548]
-    assert pd.read_parquet(out / "processed" / "chaosnli_seed42.parquet").shape[0] == 3113
+    dirs = Dirs(out / "runs", out / "results", out / "figures")
+    written = run_profile("t", ["01_data_preparation", "04_evaluation"], dirs, params, progress=False)
+    assert [p.name for p in written] == ["01_data_preparation.ipynb"]
+    summary = json.loads((out / "runs" / "summary.json").read_text())
+    assert [r["notebook"] for r in summary["skipped"]] == ["04_evaluation_msp_podcast"]
+    assert "msp_podcast_seed42.parquet" in summary["skipped"][0]["why"]
     nb1 = json.dumps(nbformat.read(written[0], as_version=4).cells[-3]["outputs"])
     assert "msp_podcast" in nb1 and "licensed" in nb1
-    assert (out / "figures" / "fig_chaosnli_ambiguity_distribution.png").stat().st_size > 10_000
-    # notebook 02: parse rates and baselines on the same 4 items
-    zs = pd.read_csv(res / "zero_shot_chaosnli_test.csv").set_index("method")
-    assert set(zs.index) == {"zero_shot[paper]", "zero_shot[prefill]", "uniform", "constant_mean", "majority_oracle"}
-    assert (zs["n"] == 4).all() and zs.loc["majority_oracle", "acc"] == 1.0
-    # notebook 03: both methods trained (CPU smoke overrides), curves and test metrics written
-    grpo = pd.read_csv(res / "grpo_chaosnli_smoke_test.csv")
-    assert grpo["method"].tolist() == ["shala", "mls"] and (grpo["n"] == 16).all()
-    assert (out / "train" / "tiny_shala_smoke" / "checkpoint-2").is_dir()
-    assert (out / "figures" / "fig_training_curves_chaosnli_smoke.png").stat().st_size > 10_000
-    # notebook 04: Table 1 on the 4 items every method predicted, recomputable from the predictions
-    blocks = pd.read_csv(res / "table1_chaosnli_smoke_values.csv")
-    assert blocks["block"].unique().tolist()[0] == "ChaosNLI"  # then the subsets among the 4 items
-    assert set(blocks["block"]) <= {"ChaosNLI", "ChaosNLI-M", "ChaosNLI-S"}
-    values = blocks[blocks["block"] == "ChaosNLI"].set_index("method")
-    assert values.index.tolist() == ["zero_shot", "mls", "shala", "uniform", "constant_mean", "majority_oracle"]
-    assert (values["n"] == 4).all() and values.loc["uniform", "jsd"] == pytest.approx(zs.loc["uniform", "jsd"])
-    assert values.loc["zero_shot", "jsd"] == pytest.approx(zs.loc["zero_shot[prefill]", "jsd"])
-    assert (
-        "(+" in (res / "table1_chaosnli_smoke.md").read_text() or "(-" in (res / "table1_chaosnli_smoke.md").read_text()
-    )
-    assert "\\textbf" in (res / "table1_chaosnli_smoke.tex").read_text()
-    t2 = pd.read_csv(res / "table2_chaosnli_smoke.csv")
-    assert {"published", "ours"} == set(t2["origin"])
-    # notebook 05: figures and the per-level table agree with Table 1's overall row
-    for fig in ("fig2_chaosnli_ambiguity_smoke.png", "fig3_chaosnli_per_class_smoke.png"):
-        assert (out / "figures" / fig).stat().st_size > 10_000
-    lv = pd.read_csv(res / "chaosnli_smoke_metrics_by_ambiguity.csv")
-    overall = lv[lv["group"] == "all"].set_index("method")["jsd"]
-    assert overall.to_dict() == pytest.approx(values.loc[["zero_shot", "mls", "shala"], "jsd"].to_dict())
-    assert set(pd.read_csv(res / "chaosnli_smoke_degradation_tests.csv")["method"]) == {"Zero-shot", "MLS", "SHALA-LLM"}
-    # notebook 06: one example per ambiguity level with human + 3 methods, and counts per method x level
-    ex = pd.read_csv(res / "chaosnli_smoke_reasoning_examples.csv")
-    assert ex["ambiguity_level"].unique().tolist() == ["low", "medium", "high"]
-    assert ex.groupby("id")["method"].apply(list).tolist() == [["human", "zero_shot", "mls", "shala"]] * 3
-    counts = pd.read_csv(res / "chaosnli_smoke_reasoning_multiple_interpretations.csv")
-    assert len(counts) == 3 * 3 and (counts["n"] > 0).all()
+    maj = pd.read_csv(out / "results" / "chaosnli_stats_by_majority.csv")
+    assert maj.loc[maj["dataset"] == "ChaosNLI", "count"].tolist() == [1168, 1397, 548]
 
 
 def test_runner_names_failing_notebook_and_cell(tmp_path):

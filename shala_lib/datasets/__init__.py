@@ -21,44 +21,27 @@ from shala_lib.datasets.base import (
 from shala_lib.paths import data_dir as resolve_data_dir
 
 DEFAULT_SEED = 42
-NAMES: tuple[str, ...] = ("chaosnli", "goemotions", "msp_podcast", "triage_probe", "custom")
 
-__all__ = ["CANONICAL_COLUMNS", "DataFormatError", "DataNotFoundError", "NAMES", "first_items", "load", "write_parquet"]
+__all__ = ["CANONICAL_COLUMNS", "DataFormatError", "DataNotFoundError", "first_items", "load", "write_parquet"]
 
 
 def load(
     name: str,
     subset: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
-    seed: int = DEFAULT_SEED,
+    seed: int | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Load a dataset as the canonical table, with its seeded split in the `split` column.
 
-    name: 'chaosnli' (subset 'snli', 'mnli' or None for both), 'goemotions', 'msp_podcast',
-    'triage_probe' (the generated learnability probe, `shala_lib.probe`), or 'custom'
-    (options: path=, classes=, text_fields=, ...; see `custom.load_custom`).
+    name: a registered dataset ('chaosnli' (subset 'snli', 'mnli' or None for both), 'goemotions',
+    'msp_podcast', 'triage_probe', or one listed in SHALA_DATASETS), a definition file
+    (`path/to/dataset.yaml`, see `shala_lib.datasets.definition`), or 'custom' for a file without a
+    definition (options: path=, classes=, text_fields=, ...; see `custom.load_custom`).
+    seed: the split seed (None: the definition's `seed`, else 42).
     Skipped rows are counted in `df.attrs['skipped']` and logged.
     """
     root = resolve_data_dir(data_dir)
-    if name == "chaosnli":
-        from shala_lib.datasets.chaosnli import load_chaosnli
-
-        return load_chaosnli(root, subset, seed, **options)
-    if subset is not None:
-        raise ValueError(f"dataset {name!r} has no subsets (got subset={subset!r})")
-    if name == "goemotions":
-        from shala_lib.datasets.goemotions import load_goemotions
-
-        return load_goemotions(root, seed, **options)
-    if name == "msp_podcast":
-        from shala_lib.datasets.msp_podcast import load_msp_podcast
-
-        return load_msp_podcast(root, seed, **options)
-    if name == "triage_probe":  # generated from the seed (shala_lib.probe): no files
-        from shala_lib.probe import triage_probe
-
-        return triage_probe(seed=seed, **options)
     if name == "custom":
         from shala_lib.datasets.custom import load_custom
 
@@ -67,5 +50,9 @@ def load(
         path = Path(options.pop("path"))
         if "classes" not in options:
             raise TypeError("load('custom', ...) needs classes= (the ordered class list)")
-        return load_custom(path, seed=seed, **options)
-    raise ValueError(f"unknown dataset {name!r}; use one of {NAMES}")
+        return load_custom(path, seed=DEFAULT_SEED if seed is None else seed, **options)
+    from shala_lib.datasets.definition import get_definition
+
+    definition = get_definition(name)
+    seed = (DEFAULT_SEED if definition.seed is None else definition.seed) if seed is None else seed
+    return definition.load(root, seed, subset=subset, **options)

@@ -118,7 +118,7 @@ def canonical_table(
         frame["majority"] = [spec.classes[i] for i in majority_index(dist)]
         frame["entropy_norm"] = normalized_entropy(dist)
         frame["n_active"] = n_active(dist).astype(np.int64)
-        frame["ambiguity_level"] = ambiguity_level(dist, spec.ambiguity_scheme).tolist()
+        frame["ambiguity_level"] = ambiguity_level(dist, spec.ambiguity_scheme, spec.entropy_bins).tolist()
     else:
         frame.update(majority=[], entropy_norm=np.zeros(0), n_active=np.zeros(0, np.int64), ambiguity_level=[])
     frame["split"] = [""] * n

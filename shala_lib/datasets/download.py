@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -24,43 +25,26 @@ class RemoteFile:
     member: str | None = None  # for zip archives: the member to extract as `name`
 
 
-CHAOSNLI_ZIP = "https://www.dropbox.com/s/h4j7dqszmpt2679/chaosNLI_v1.0.zip"
-GOEMOTIONS_RAW = "https://storage.googleapis.com/gresearch/goemotions/data/full_dataset/goemotions_{}.csv"
+def sources(name: str) -> list[RemoteFile]:
+    """The files a dataset's definition says to download (`download:`)."""
+    from shala_lib.datasets.definition import get_definition
 
-SOURCES: dict[str, list[RemoteFile]] = {
-    "chaosnli": [
-        RemoteFile(CHAOSNLI_ZIP, "chaosNLI_snli.jsonl", member="chaosNLI_v1.0/chaosNLI_snli.jsonl"),
-        RemoteFile(CHAOSNLI_ZIP, "chaosNLI_mnli_m.jsonl", member="chaosNLI_v1.0/chaosNLI_mnli_m.jsonl"),
-    ],
-    "goemotions": [
-        RemoteFile(
-            GOEMOTIONS_RAW.format(1),
-            "goemotions_1.csv",
-            "cac049036bad5d68d1081f72b65f2cc51e4df82af05e3e22cfa747051cac1af3",
-            14_174_600,
-        ),
-        RemoteFile(
-            GOEMOTIONS_RAW.format(2),
-            "goemotions_2.csv",
-            "f699ecc5aa425c1720c1d02475f1e41815244b680bd75b282eb770d2c76cd84d",
-            14_173_154,
-        ),
-        RemoteFile(
-            GOEMOTIONS_RAW.format(3),
-            "goemotions_3.csv",
-            "467f1e7191af00f2e76cc7f425885c2dc304bea8aff284b10e8c460d22f2e1af",
-            14_395_164,
-        ),
-    ],
-}
+    return list(get_definition(name).download)
 
-MANUAL: dict[str, str] = {
-    "msp_podcast": (
-        "MSP-Podcast is licensed by its owners (https://www.lab-msp.com/MSP/MSP-Podcast.html). "
-        "Request a copy and place it as <data_dir>/msp_podcast/Labels/labels_detailed.csv, "
-        "<data_dir>/msp_podcast/Transcripts/<file>.txt and <data_dir>/msp_podcast/Audios/<file>.wav."
-    ),
-}
+
+def manual_hint(name: str) -> str | None:
+    """How to obtain a dataset that cannot be downloaded (`manual:` in its definition)."""
+    from shala_lib.datasets.definition import get_definition
+
+    try:
+        return get_definition(name).manual
+    except KeyError:
+        return None
+
+
+def fetch_command(name: str, data_dir: Path | None = None) -> str:
+    where = f" --data-dir {data_dir}" if data_dir is not None else ""
+    return f"python -m shala_lib.datasets.download {name}{where}"
 
 
 def sha256_of(path: Path) -> str:
@@ -76,12 +60,12 @@ def require_files(name: str, folder: Path, files: list[str]) -> list[Path]:
     paths = [folder / f for f in files]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        hint = MANUAL.get(name)
+        hint = manual_hint(name)
         if hint is None:
-            urls = sorted({r.url for r in SOURCES.get(name, []) if r.name in {p.name for p in missing}})
+            urls = sorted({r.url for r in sources(name) if r.name in {p.name for p in missing}})
             hint = (
-                f"Download them with `python -m shala_lib.datasets.download {name} --data-dir "
-                f"{folder.parent}` (needs internet) or fetch {', '.join(urls)} by hand"
+                f"Download them with `{fetch_command(name, folder.parent)}` (needs internet) or fetch "
+                f"{', '.join(urls)} by hand"
             )
         raise DataNotFoundError(
             f"{name}: missing {', '.join(str(p) for p in missing)}. {hint}. "
@@ -100,17 +84,17 @@ def _fetch(url: str, dest: Path) -> None:
 
 
 def download(name: str, data_dir: Path, force: bool = False) -> list[Path]:
-    """Download a dataset's files into `data_dir/name`, verifying checksums; skip files present."""
-    if name in MANUAL:
-        raise DataNotFoundError(MANUAL[name])
-    if name not in SOURCES:
-        raise KeyError(f"no download source for {name!r}; known: {sorted(SOURCES)}")
+    """Download a dataset's files (its definition's `download:`) into `data_dir/name`, verifying
+    checksums; files already present with the right checksum are kept."""
+    files = sources(name)
+    if not files:
+        raise DataNotFoundError(manual_hint(name) or f"{name}: its definition has no download source")
     folder = data_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     done: list[Path] = []
     fetched: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for rf in SOURCES[name]:
+        for rf in files:
             target = folder / rf.name
             if target.is_file() and not force and (rf.sha256 is None or sha256_of(target) == rf.sha256):
                 done.append(target)
@@ -126,15 +110,34 @@ def download(name: str, data_dir: Path, force: bool = False) -> list[Path]:
                     ) from e
             src = fetched[rf.url]
             if rf.member:
-                with zipfile.ZipFile(src) as zf, zf.open(rf.member) as m, open(target, "wb") as out:
-                    shutil.copyfileobj(m, out)
+                extract_member(src, rf, target)
             else:
                 shutil.copyfile(src, target)
             if rf.sha256 and sha256_of(target) != rf.sha256:
+                got = sha256_of(target)
                 target.unlink()
-                raise DataNotFoundError(f"checksum mismatch for {rf.url}; the file was removed")
+                raise DataNotFoundError(
+                    f"{name}: checksum mismatch for {rf.member or rf.name} from {rf.url} (expected sha256 "
+                    f"{rf.sha256}, got {got}); the file was removed. Fetch it by hand and place it at {target}"
+                )
             done.append(target)
     return done
+
+
+def extract_member(archive: Path, rf: RemoteFile, target: Path) -> None:
+    """Copy one member of a downloaded zip to `target`; a download that is not the archive (an HTML
+    page, a truncated file) or lacks the member raises a DataNotFoundError saying so."""
+    if not zipfile.is_zipfile(archive):
+        head = archive.read_bytes()[:60]
+        raise DataNotFoundError(
+            f"the download from {rf.url} is not a zip archive ({archive.stat().st_size} bytes starting {head!r}); "
+            f"fetch it by hand and place {rf.member} at {target}"
+        )
+    with zipfile.ZipFile(archive) as zf:
+        if rf.member not in zf.namelist():
+            raise DataNotFoundError(f"{rf.url}: the archive has no {rf.member} (it has {zf.namelist()[:5]} ...)")
+        with zf.open(str(rf.member)) as m, open(target, "wb") as out:
+            shutil.copyfileobj(m, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,12 +145,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from shala_lib.paths import data_dir as resolve
 
-    ap = argparse.ArgumentParser(description="Download a dataset from its canonical URL.")
-    ap.add_argument("name", choices=sorted([*SOURCES, *MANUAL]))
+    ap = argparse.ArgumentParser(description="Download a dataset from the URLs of its definition.")
+    ap.add_argument("name", help="a registered dataset (e.g. chaosnli, goemotions) or a definition file")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
-    for p in download(args.name, resolve(args.data_dir), force=args.force):
+    try:
+        paths = download(args.name, resolve(args.data_dir), force=args.force)
+    except (DataNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for p in paths:
         print(p)
     return 0
 
