@@ -16,6 +16,34 @@ CHATML = (
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
 
 
+def bpe_tokenizer(
+    corpus: list[str],
+    vocab_size: int,
+    special: list[str],
+    chat_template: str,
+    names: dict[str, str] | None = None,
+) -> Any:
+    """A byte-level BPE tokenizer trained on `corpus` (eos `<|im_end|>`, pad `<pad>`, left padding),
+    with `special` tokens, a chat template and optional named special tokens (`tok.audio_token`, ...)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tk.train_from_iterator(corpus, trainer)
+    extra = {"extra_special_tokens": names} if names else {}
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None, **extra
+    )
+    tok.chat_template = chat_template
+    tok.padding_side = "left"
+    return tok
+
+
 def build_tiny_model(
     out_dir: str | Path,
     texts: Iterable[str],
@@ -26,25 +54,13 @@ def build_tiny_model(
     initializer_range: float = 0.02,
 ) -> Path:
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     out = Path(out_dir)
     if (out / "config.json").is_file():
         return out
     corpus = list(texts) + ['{"entailment": 0.25, "neutral": 0.5, "contradiction": 0.25}'] * 5
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tk.train_from_iterator(corpus, trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None
-    )
-    tok.chat_template = CHATML
-    tok.padding_side = "left"
+    tok = bpe_tokenizer(corpus, vocab_size, SPECIAL, CHATML)
     torch.manual_seed(seed)
     cfg = Qwen2Config(
         vocab_size=len(tok),
@@ -101,30 +117,11 @@ OMNI_CHAT_TEMPLATE = (
 
 def _omni_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
     """A byte-level BPE tokenizer with the Omni special tokens (and their names, as Qwen's has them)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     from shala_lib.omni import OMNI_SYSTEM_PROMPT
 
     corpus = list(texts) + ['{"angry": 0.25, "neutral": 0.5, "sad": 0.25}'] * 5
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=OMNI_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tk.train_from_iterator(corpus, trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk,
-        eos_token="<|im_end|>",
-        pad_token="<pad>",
-        bos_token=None,
-        unk_token=None,
-        extra_special_tokens=OMNI_TOKEN_NAMES,
-    )
-    tok.chat_template = OMNI_CHAT_TEMPLATE.replace("{{ default_system }}", OMNI_SYSTEM_PROMPT)
-    tok.padding_side = "left"
-    return tok
+    template = OMNI_CHAT_TEMPLATE.replace("{{ default_system }}", OMNI_SYSTEM_PROMPT)
+    return bpe_tokenizer(corpus, vocab_size, OMNI_SPECIAL, template, OMNI_TOKEN_NAMES)
 
 
 OMNI_TOKEN_NAMES = {
