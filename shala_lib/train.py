@@ -385,17 +385,19 @@ def make_callbacks(
 
 
 def freeze_below_top_layers(model: Any, n_top: int) -> tuple[int, int]:
-    """Freeze every parameter except those of the last `n_top` decoder layers and the final norm;
-    returns (trainable, total) parameter counts. The model's decoder layers are found as
-    `model.model.layers` (Llama/Qwen/SmolLM-style causal LMs) or `model.model.language_model.layers`
+    """Freeze every parameter except those of the last `n_top` decoder layers (all of them when the model
+    has fewer) and the final norm; returns (trainable, total) parameter counts. The decoder layers are
+    found as `model.model.layers` (Llama/Qwen/SmolLM-style causal LMs) or `model.model.language_model.layers`
     (the Qwen2.5-Omni thinker, whose audio and vision towers are then frozen too)."""
     decoder = getattr(model, "model", None)
     decoder = getattr(decoder, "language_model", decoder)
     layers = getattr(decoder, "layers", None)
     if layers is None:
         raise ValueError(f"train_top_layers: {type(model).__name__} has no model.layers to choose from")
-    if not 1 <= n_top <= len(layers):
-        raise ValueError(f"train_top_layers must be in 1..{len(layers)} for this model, got {n_top}")
+    if n_top < 1:
+        raise ValueError(f"train_top_layers must be >= 1, got {n_top}")
+    if n_top > len(layers):  # a model with fewer layers trains them all (the embeddings stay frozen)
+        log.info("train_top_layers=%d: the model has %d decoder layers; all of them train", n_top, len(layers))
     keep = {id(p) for layer in list(layers)[-n_top:] for p in layer.parameters()}
     keep |= {id(p) for p in decoder.norm.parameters()}
     for p in model.parameters():
