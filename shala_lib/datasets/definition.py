@@ -307,15 +307,21 @@ def parse_definition(doc: Any, source: str | Path) -> DatasetDefinition:
 
 
 def read_definition(path: str | Path) -> DatasetDefinition:
-    """Read and validate one definition file."""
+    """Read and validate one definition file (parsed once per content of the file: prompts are built per
+    item and look their dataset up each time)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"dataset definition {path} not found")
+    return _parse_file(path.resolve(), path.read_bytes())
+
+
+@cache
+def _parse_file(path: Path, content: bytes) -> DatasetDefinition:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.safe_load(content.decode("utf-8"))
     except yaml.YAMLError as e:
         raise DefinitionError(path, "<yaml>", f"not valid YAML: {e}") from None
-    return parse_definition(doc, path.resolve())
+    return parse_definition(doc, path)
 
 
 @cache
