@@ -64,7 +64,7 @@ def get_template(spec: DatasetSpec) -> PromptTemplate:
     from shala_lib.datasets.definition import get_definition
 
     try:
-        return get_definition(spec.name).template
+        return get_definition(spec.source or spec.name).template
     except KeyError:
         raise KeyError(
             f"no prompt for dataset {spec.name!r}: give it a definition file with a prompt section "

@@ -39,6 +39,9 @@ class DatasetSpec:
     modality: Modality = "text"
     # normalised-entropy edges of the low / medium / high levels (entropy scheme; paper App. C.2.1)
     entropy_bins: tuple[float, float] = (0.33, 0.66)
+    # the definition file this spec was read from (its prompt and loader are looked up there, so a dataset
+    # known only by its file works everywhere, registered or not)
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

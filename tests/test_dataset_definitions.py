@@ -115,18 +115,20 @@ def test_registry_is_built_from_definitions():
 
 def test_definition_by_path_and_by_registered_name(tmp_path, monkeypatch):
     path = write_long(tmp_path / "d")
+    path.write_text(path.read_text().replace("name: sarcasm_gen", "name: sarcasm_by_path"))
+    with pytest.raises(KeyError, match="unknown dataset 'sarcasm_by_path'"):
+        get_spec("sarcasm_by_path")  # neither registered nor read yet
     df = load(str(path))
-    assert df["dataset"].unique().tolist() == ["sarcasm_gen"] and len(df) == 60
+    assert df["dataset"].unique().tolist() == ["sarcasm_by_path"] and len(df) == 60
     assert set(df["ambiguity_level"]) <= {"low", "medium", "high"}
     assert df["split"].value_counts().to_dict() == {"train": 36, "validation": 12, "test": 12}
     # entropy edges from the definition: levels recomputed by hand
     h = df["entropy_norm"].to_numpy()
     assert (df["ambiguity_level"] == np.where(h < 0.3, "low", np.where(h < 0.7, "medium", "high"))).all()
-    with pytest.raises(KeyError, match="unknown dataset 'sarcasm_gen'"):
-        get_spec("sarcasm_gen")
-    monkeypatch.setenv(ENV, str(path))
-    assert get_spec("sarcasm_gen").classes == tuple(SARCASM)
-    assert load("sarcasm_gen")["counts"].tolist() == df["counts"].tolist()
+    # once read by path, the name resolves in this process (Table 2's published rows look it up by name)
+    assert get_spec("sarcasm_by_path").source == str(path.resolve())
+    monkeypatch.setenv(ENV, str(path))  # registered: resolvable by name in kernels and subprocesses too
+    assert load("sarcasm_by_path")["counts"].tolist() == df["counts"].tolist()
 
 
 def test_wide_definition_with_renamed_count_columns(tmp_path):
@@ -304,3 +306,27 @@ def test_smoke_profile_on_a_definition_file(writer, tmp_path, tiny, monkeypatch)
         assert (out / "figures" / fig).stat().st_size > 10_000
     ex = pd.read_csv(res / f"{name}_smoke_reasoning_examples.csv")
     assert {"human", "zero_shot", "shala"} <= set(ex["method"])
+
+
+def test_training_takes_a_definition_path(tmp_path, tiny, monkeypatch):
+    """`--set dataset=path/to/def.yaml`: GRPO and the test evaluation on a dataset known only by its file."""
+    from shala_lib.config import ExperimentConfig
+    from shala_lib.train import main as train_main
+
+    monkeypatch.delenv(ENV, raising=False)
+    path = write_wide(tmp_path / "def")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "t", "model": tiny, "prefill": True, "device": "cpu", "report_to": []}))
+    sets = [f"dataset={path}", f"output_dir={tmp_path / 'runs'}", "max_train_items=8", "max_eval_items=4"]
+    sets += [
+        "prompts_per_step=2",
+        "grpo.max_steps=1",
+        "grpo.max_completion_length=8",
+        "grpo.per_device_train_batch_size=8",
+    ]
+    assert train_main([str(cfg), "--set", *sets]) == 0
+    run = tmp_path / "runs" / "t"
+    assert json.loads((run / "metrics_test.json").read_text())["n"] == 4
+    preds = pd.read_json(run / "predictions_test.jsonl", lines=True)
+    assert preds["raw_text"].notna().all() and preds["prefill"].iloc[0] == '{"billing": '
+    assert ExperimentConfig.from_yaml(run / "experiment.yaml").dataset == str(path)

@@ -208,6 +208,7 @@ def parse_definition(doc: Any, source: str | Path) -> DatasetDefinition:
         subset_display=dict(subsets.get("display") or {}) if subsets else {},
         modality=modality,
         entropy_bins=bins,  # type: ignore[arg-type]
+        source=str(src),
     )
     prompt = doc.get("prompt")
     _need(
@@ -312,7 +313,14 @@ def read_definition(path: str | Path) -> DatasetDefinition:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"dataset definition {path} not found")
-    return _parse_file(path.resolve(), path.read_bytes())
+    definition = _parse_file(path.resolve(), path.read_bytes())
+    _READ[definition.name] = definition
+    return definition
+
+
+# definitions read by path in this process, resolvable by name afterwards (e.g. Table 2's published rows
+# of a dataset a notebook was given as a file); registered names take precedence
+_READ: dict[str, DatasetDefinition] = {}
 
 
 @cache
@@ -363,7 +371,7 @@ def get_definition(name_or_path: str | os.PathLike[str]) -> DatasetDefinition:
     """A definition by registered name or by file path."""
     if is_definition_path(name_or_path):
         return read_definition(name_or_path)
-    reg = registry()
+    reg = {**_READ, **registry()}
     try:
         return reg[str(name_or_path)]
     except KeyError:
