@@ -60,11 +60,16 @@ class ClipReport:
     """Counts the clips longer than the feature window (cut to its first `window_s` seconds)."""
 
     window_s: float = WINDOW_S
-    n_clips: int = 0
+    seen: set[str] = field(default_factory=set)
     long: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def n_clips(self) -> int:
+        """Distinct clips seen (a clip heard at every training step counts once)."""
+        return len(self.seen)
+
     def add(self, path: str | Path, seconds: float) -> None:
-        self.n_clips += 1
+        self.seen.add(str(path))
         if seconds > self.window_s + 1e-9:
             self.long[str(path)] = round(float(seconds), 3)
 
