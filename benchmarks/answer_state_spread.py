@@ -2,7 +2,7 @@
 
     python benchmarks/answer_state_spread.py            # embedded SmolLM2, the probe's held-out items, CPU, ~1 min
 
-For each held-out item of the learnability probe (`shala_lib.probe`), the hidden state at the position
+For each held-out item of the learnability probe (`shala_lib.data.probe`), the hidden state at the position
 where the answer's first number is generated (paper prompt + answer prefill), per layer: the mean
 pairwise cosine across items, the variance across items relative to the squared norm of the mean state,
 and the share of that variance that lies between the four cue groups. Every GRPO update of the readout
@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shala_lib.datasets import load  # noqa: E402
-from shala_lib.models import EMBEDDED, format_prompt, load_model  # noqa: E402
-from shala_lib.prompts import prefill_text, prompt_text  # noqa: E402
-from shala_lib.specs import get_spec  # noqa: E402
+from shala_lib.data.loading import load  # noqa: E402
+from shala_lib.data.prompts import prefill_text, prompt_text  # noqa: E402
+from shala_lib.data.specs import get_spec  # noqa: E402
+from shala_lib.generation.models import EMBEDDED, format_prompt, load_model  # noqa: E402
 
 
 def spread(states: np.ndarray, groups: np.ndarray) -> dict[str, float]:

@@ -30,7 +30,7 @@ model)
   cp .modelparts/part_01 /tmp/parts/
   cat /tmp/parts/part_* > "$SHALA_EMBEDDED_GGUF"
   echo "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53  $SHALA_EMBEDDED_GGUF" | sha256sum -c
-  python3 -c "from shala_lib.models import embedded_model_dir; print(embedded_model_dir())" ;;
+  python3 -c "from shala_lib.generation.models import embedded_model_dir; print(embedded_model_dir())" ;;
 bench)
   python3 benchmarks/inference.py --device cuda --items 2048 --loop-items 8 --batch 64 --ours-batch 1024 \
     --ours-cache dynamic --max-new-tokens 64 2>"$OUT/inference.err" | tee "$OUT/inference.json"
@@ -39,7 +39,7 @@ bench)
     --ours-cache auto --warmup --max-new-tokens 64 2>"$OUT/inference_static.err" | tee "$OUT/inference_static.json"
   timeout 300 python3 benchmarks/grpo_step.py --steps 8 --steps-per-generation 8 2>"$OUT/grpo_step.err" | tee "$OUT/grpo_step.json" ;;
 zeroshot)
-  python3 -m shala_lib.zero_shot --out "$OUT" --batch-size 1024 2>"$OUT/zero_shot.err" | tee "$OUT/zero_shot.txt" ;;
+  python3 -m shala_lib.evaluation.zero_shot --out "$OUT" --batch-size 1024 2>"$OUT/zero_shot.err" | tee "$OUT/zero_shot.txt" ;;
 train)
   for m in shala shala_no_ambi mls; do
     python3 -m shala_lib.train configs/chaosnli_smollm2.yaml --set method=$m name=smollm2_$m output_dir=/tmp/runs \

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from shala_lib.config import ExperimentConfig
-from shala_lib.models import EMBEDDED, load_tokenizer, resolve_model
-from shala_lib.rewards import make_reward_func
-from shala_lib.specs import CHAOSNLI
-from shala_lib.train import build_dataset, load_table
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.generation.models import EMBEDDED, load_tokenizer, resolve_model
+from shala_lib.scoring.rewards import make_reward_func
+from shala_lib.training.config import ExperimentConfig
+from shala_lib.training.inputs import build_dataset, load_table
 
 
 def timed_run(model_path: str, grpo: dict[str, Any], steps: int, on_cpu: bool, prefill: bool) -> dict[str, Any]:

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch._dynamo.utils import counters
 
-from shala_lib.datasets import load
-from shala_lib.inference import generate_hf, prompt_lengths, resolve_cache
-from shala_lib.models import EMBEDDED, format_prompt, load_model
-from shala_lib.prompts import build_messages
-from shala_lib.specs import CHAOSNLI
+from shala_lib.data.loading import load
+from shala_lib.data.prompts import build_messages
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.generation.inference import generate_hf, prompt_lengths, resolve_cache
+from shala_lib.generation.models import EMBEDDED, format_prompt, load_model
 
 
 def run(model, tok, prompts, batch, cache, max_new, sort=True):

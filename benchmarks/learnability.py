@@ -3,7 +3,7 @@
     python benchmarks/learnability.py                        # the shipped recipe, CPU, < 30 minutes
     python benchmarks/learnability.py --set grpo.learning_rate=1e-5 grpo.max_steps=20 --out runs/lr1e-5
 
-Trains `configs/triage_probe_smollm2.yaml` (the generated triage probe, `shala_lib.probe`: four cue
+Trains `configs/triage_probe_smollm2.yaml` (the generated triage probe, `shala_lib.data.probe`: four cue
 groups of messages, each with its own rater distribution) and prints, on the held-out test items:
 zero-shot, trained, constant-train-mean, best-constant and uniform JSD, the collapse statistics
 (distinct answers, across-item spread, JSD against the best constant answer), and the mean answer
@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shala_lib.baselines import baseline_predictions
-from shala_lib.collapse import collapse_stats
-from shala_lib.config import ExperimentConfig
-from shala_lib.datasets import load
-from shala_lib.inference import attach_gold, predict, read_predictions
-from shala_lib.metrics import evaluate
-from shala_lib.models import load_model, resolve_model
-from shala_lib.specs import get_spec
-from shala_lib.train import train
+from shala_lib.data.loading import load
+from shala_lib.data.specs import get_spec
+from shala_lib.evaluation.reference import baseline_predictions
+from shala_lib.generation.inference import attach_gold, predict, read_predictions
+from shala_lib.generation.models import load_model, resolve_model
+from shala_lib.scoring.collapse import collapse_stats
+from shala_lib.scoring.metrics import evaluate
+from shala_lib.training.config import ExperimentConfig
+from shala_lib.training.run import train
 
 
 def group_answers(pred: np.ndarray, groups: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     t_zero = time.perf_counter() - t0
     extra: dict[str, np.ndarray] = {}
     if args.format_warmup:
-        from shala_lib.warmup import format_warmup
+        from shala_lib.training.warmup import format_warmup
 
         warmed = format_warmup(
             table,

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from shala_lib.metrics import evaluate
-from shala_lib.rewards import shala_reward
+from shala_lib.scoring.metrics import evaluate
+from shala_lib.scoring.rewards import shala_reward
 
 
 def main() -> None:

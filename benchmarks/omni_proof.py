@@ -5,7 +5,7 @@
 
 `--size 7b` builds a randomly initialised thinker with Qwen2.5-Omni-7B's dimensions from its config (no
 weights needed: throughput, memory and wiring do not depend on the values), on the generated MSP-Podcast
-corpus (`shala_lib.speech_fixture`: clips at 8-44.1 kHz, mono and stereo). It prints one JSON document:
+corpus (`shala_lib.data.speech_fixture`: clips at 8-44.1 kHz, mono and stereo). It prints one JSON document:
 - `processor`: whether `Qwen2_5OmniProcessor` (needs torchvision) and the composed processor give identical
   `input_ids`, `attention_mask`, `input_features`, `feature_attention_mask` on the same clips and prompts;
 - `zero_shot`: greedy speech+text generation through `generate_hf` (clips, processor, placeholder tokens
@@ -33,16 +33,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shala_lib.audio import read_audio  # noqa: E402
-from shala_lib.config import ExperimentConfig, paper_grpo  # noqa: E402
-from shala_lib.datasets import load  # noqa: E402
-from shala_lib.inference import generate_hf  # noqa: E402
-from shala_lib.models import load_tokenizer  # noqa: E402
-from shala_lib.omni import ComposedOmniProcessor, encode, placeholder_token_ids  # noqa: E402
-from shala_lib.specs import get_spec  # noqa: E402
-from shala_lib.speech_fixture import write_msp_fixture  # noqa: E402
-from shala_lib.tiny import build_tiny_thinker  # noqa: E402
-from shala_lib.train import OMNI_LORA_TARGETS, build_dataset, model_setup  # noqa: E402
+from shala_lib.data.audio import read_audio  # noqa: E402
+from shala_lib.data.loading import load  # noqa: E402
+from shala_lib.data.specs import get_spec  # noqa: E402
+from shala_lib.data.speech_fixture import write_msp_fixture  # noqa: E402
+from shala_lib.generation.inference import generate_hf  # noqa: E402
+from shala_lib.generation.models import load_tokenizer  # noqa: E402
+from shala_lib.generation.omni import ComposedOmniProcessor, encode, placeholder_token_ids  # noqa: E402
+from shala_lib.generation.tiny import build_tiny_thinker  # noqa: E402
+from shala_lib.training.config import ExperimentConfig, paper_grpo  # noqa: E402
+from shala_lib.training.inputs import OMNI_LORA_TARGETS, build_dataset, model_setup  # noqa: E402
 
 SPEC = get_spec("msp_podcast")
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.bfloat16 if on_gpu else torch.float32
     from transformers import AutoConfig, Qwen2_5OmniThinkerForConditionalGeneration
 
-    from shala_lib.omni import freeze_vision
+    from shala_lib.generation.omni import freeze_vision
 
     t0 = time.perf_counter()
     if args.size == "7b":
@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     from peft import LoraConfig, get_peft_model
     from trl import GRPOConfig
 
-    from shala_lib.rewards import make_reward_func
-    from shala_lib.speech_trainer import SpeechGRPOTrainer
+    from shala_lib.scoring.rewards import make_reward_func
+    from shala_lib.training.speech_trainer import SpeechGRPOTrainer
 
     train = build_dataset(table, SPEC, "train", cfg, setup.renderer, None, setup.modality, setup.system)
     g = paper_grpo()

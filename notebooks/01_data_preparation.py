@@ -33,7 +33,7 @@ import logging
 
 from IPython.display import Markdown, display
 
-from shala_lib.prepare import prepare_dataset
+from shala_lib.pipeline.prepare import prepare_dataset
 
 logging.basicConfig(level=logging.WARNING)
 prepared = {name: prepare_dataset(name, SEED, DATA_DIR, PROCESSED_DIR, RESULTS_DIR, FIGURES_DIR) for name in DATASETS}

@@ -42,11 +42,11 @@ import logging
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shala_lib.datasets import DataNotFoundError, load
-from shala_lib.models import load_model
-from shala_lib.prepare import write_table
-from shala_lib.specs import get_spec
-from shala_lib.zero_shot import run_zero_shot
+from shala_lib.data.loading import DataNotFoundError, load
+from shala_lib.data.specs import get_spec
+from shala_lib.evaluation.zero_shot import run_zero_shot
+from shala_lib.generation.models import load_model
+from shala_lib.pipeline.prepare import write_table
 
 logging.basicConfig(level=logging.WARNING)
 model, tokenizer = load_model(MODEL)

@@ -56,11 +56,11 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shala_lib.config import ExperimentConfig
-from shala_lib.dispatch import gpu_count, run_streaming, training_command
 from shala_lib.paths import method_run_dir
-from shala_lib.plots import plot_training_curves, save_figure
-from shala_lib.prepare import write_table
+from shala_lib.pipeline.prepare import write_table
+from shala_lib.training.config import ExperimentConfig
+from shala_lib.training.dispatch import gpu_count, run_streaming, training_command
+from shala_lib.viz.plots import plot_training_curves, save_figure
 
 gpus = gpu_count() if GPUS is None else GPUS
 extra = list(OVERRIDES)

@@ -39,10 +39,7 @@ RESULTS_DIR = "results"
 # %%
 from IPython.display import Markdown, display
 
-from shala_lib.collapse import warn_if_collapsed
-from shala_lib.prepare import write_table
-from shala_lib.rewards import METHOD_LABELS
-from shala_lib.tables import (
+from shala_lib.evaluation.tables import (
     block_scores,
     confidence_table,
     load_comparison,
@@ -51,6 +48,9 @@ from shala_lib.tables import (
     table_blocks,
     write_table1,
 )
+from shala_lib.pipeline.prepare import write_table
+from shala_lib.scoring.collapse import warn_if_collapsed
+from shala_lib.scoring.rewards import METHOD_LABELS
 
 cmp = load_comparison(
     DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED, with_baselines=True

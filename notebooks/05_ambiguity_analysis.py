@@ -36,7 +36,7 @@ INTERACTIVE = True  # build the sample inspector and run comparer widgets
 # %%
 from IPython.display import Markdown, display
 
-from shala_lib.analysis import (
+from shala_lib.evaluation.analysis import (
     degradation_table,
     grouped_class_metrics,
     grouped_metrics,
@@ -44,9 +44,9 @@ from shala_lib.analysis import (
     plot_by_class,
     plot_by_level,
 )
-from shala_lib.plots import save_figure
-from shala_lib.prepare import write_table
-from shala_lib.tables import load_comparison
+from shala_lib.evaluation.tables import load_comparison
+from shala_lib.pipeline.prepare import write_table
+from shala_lib.viz.plots import save_figure
 
 cmp = load_comparison(DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED)
 spec, items, gold, preds, files = cmp.spec, cmp.items, cmp.gold, cmp.preds, cmp.files
@@ -86,8 +86,8 @@ fig
 
 # %%
 if INTERACTIVE:
-    from shala_lib.inference import read_predictions
-    from shala_lib.widgets import RunComparer, SampleInspector
+    from shala_lib.generation.inference import read_predictions
+    from shala_lib.viz.widgets import RunComparer, SampleInspector
 
     inspector = SampleInspector(items, {m: read_predictions(p) for m, p in files.items()}, spec)
     comparer = RunComparer(scores, inspector)

@@ -42,12 +42,12 @@ import gc
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shala_lib.datasets import first_items, load
-from shala_lib.inference import predict
-from shala_lib.models import load_model
-from shala_lib.prepare import write_table
-from shala_lib.reasoning import example_tables, interpretation_counts, pick_examples, reasoning_model_paths
-from shala_lib.specs import get_spec
+from shala_lib.data.loading import first_items, load
+from shala_lib.data.specs import get_spec
+from shala_lib.evaluation.reasoning import example_tables, interpretation_counts, pick_examples, reasoning_model_paths
+from shala_lib.generation.inference import predict
+from shala_lib.generation.models import load_model
+from shala_lib.pipeline.prepare import write_table
 
 spec = get_spec(DATASET)
 table = load(DATASET, data_dir=DATA_DIR, seed=SEED)

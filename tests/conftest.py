@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from shala_lib.generation.tiny import build_tiny_model
 from shala_lib.paths import data_dir
-from shala_lib.tiny import build_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def chaos(shared_data):
     """Real ChaosNLI, loaded once."""
-    from shala_lib.datasets import load
+    from shala_lib.data.loading import load
 
     return load("chaosnli", data_dir=shared_data)
 
@@ -55,7 +55,7 @@ def tiny_varied(chaos, tmp_path_factory) -> str:
 def msp_speech(tmp_path_factory) -> Path:
     """A data root holding a generated MSP-Podcast corpus with real clips (v1.12 label form): 40 items,
     clips at 16/8/22.05/44.1 kHz, mono and stereo, one of them 31 s long."""
-    from shala_lib.speech_fixture import write_msp_fixture
+    from shala_lib.data.speech_fixture import write_msp_fixture
 
     root = tmp_path_factory.mktemp("msp_speech")
     write_msp_fixture(root, n_items=40, seed=0, long_clips=1)
@@ -66,7 +66,7 @@ def msp_speech(tmp_path_factory) -> Path:
 def tiny_thinker(msp_speech, tmp_path_factory) -> str:
     """A tiny random Qwen2.5-Omni thinker (with Whisper feature-extractor config and an Omni-style chat
     template), its tokenizer trained on the fixture's transcripts and prompt words."""
-    from shala_lib.tiny import build_tiny_thinker
+    from shala_lib.generation.tiny import build_tiny_thinker
 
     texts = [p.read_text() for p in sorted((msp_speech / "msp_podcast" / "Transcripts").glob("*.txt"))]
     texts += ["Predict the probability of the emotion in the target utterance from the following options"] * 3

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shala_lib.datasets.goemotions import FINE_LABELS
+from shala_lib.data.loaders.goemotions import FINE_LABELS
 
 
 def write_goemotions_raw(

@@ -11,7 +11,8 @@ import sys
 from accelerate import PartialState
 from transformers import TrainerCallback
 
-import shala_lib.train as train
+import shala_lib.training.run as run
+from shala_lib.train import main
 
 KILL_AFTER = int(os.environ["SHALA_TEST_KILL_AFTER_SAVE"])
 
@@ -26,8 +27,8 @@ class KillAfterSave(TrainerCallback):
             ps.wait_for_everyone()  # the others wait here until torchrun stops them
 
 
-_make_callbacks = train.make_callbacks
-train.make_callbacks = lambda *a, **k: [*_make_callbacks(*a, **k), KillAfterSave()]
+_make_callbacks = run.make_callbacks
+run.make_callbacks = lambda *a, **k: [*_make_callbacks(*a, **k), KillAfterSave()]
 
 if __name__ == "__main__":
-    sys.exit(train.main())
+    sys.exit(main())

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shala_lib.analysis import (
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.evaluation.analysis import (
     degradation_table,
     grouped_class_metrics,
     grouped_metrics,
@@ -10,7 +11,6 @@ from shala_lib.analysis import (
     plot_by_class,
     plot_by_level,
 )
-from shala_lib.specs import CHAOSNLI
 
 
 def _data():
@@ -63,7 +63,7 @@ def test_per_class_f1_is_the_classs_own_f1_as_in_the_paper():
     0.33 -> 0.50), i.e. the F1 of that class among its items, not macro F1 over the labels that occur
     in the group. Fixture: 25 entailment items, 18 predicted right (acc 0.72), the rest split over the
     other labels; 9 neutral items, 3 right (acc 0.333)."""
-    from shala_lib.metrics import evaluate_by_class
+    from shala_lib.scoring.metrics import evaluate_by_class
 
     onehot = np.eye(3)
     gold_e, gold_n = np.array([0.7, 0.2, 0.1]), np.array([0.1, 0.8, 0.1])
@@ -90,7 +90,7 @@ def test_saved_figures_are_byte_identical_when_regenerated(tmp_path):
 
     import matplotlib.pyplot as plt
 
-    from shala_lib.plots import save_figure
+    from shala_lib.viz.plots import save_figure
 
     digests = []
     for _ in range(2):

@@ -26,8 +26,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from shala_lib.analysis import METHOD_COLORS
-from shala_lib.datasets import load
+from shala_lib.data.loading import load
+from shala_lib.evaluation.analysis import METHOD_COLORS
 
 METHODS = ("zero_shot", "shala")
 TOKEN = "shala-browser-test"
@@ -89,9 +89,9 @@ def _write_notebook(folder: Path) -> Path:
     code = f"""
 import pandas as pd
 from IPython.display import display
-from shala_lib.inference import read_predictions
-from shala_lib.specs import CHAOSNLI
-from shala_lib.widgets import SampleInspector
+from shala_lib.generation.inference import read_predictions
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.viz.widgets import SampleInspector
 
 items = pd.read_parquet("items.parquet")
 inspector = SampleInspector(items, {{m: read_predictions(f"{{m}}.jsonl") for m in {list(METHODS)!r}}}, CHAOSNLI)

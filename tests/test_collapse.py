@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from shala_lib.collapse import best_constant, collapse_stats, warn_if_collapsed
+from shala_lib.scoring.collapse import best_constant, collapse_stats, warn_if_collapsed
 
 GOLD = np.array(
     [

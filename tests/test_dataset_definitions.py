@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from shala_lib.datasets import DataFormatError, DataNotFoundError, load
-from shala_lib.datasets.definition import ENV, DefinitionError, read_definition, registry
-from shala_lib.prompts import prompt_text
-from shala_lib.reproduce import NOTEBOOKS, Dirs, main, run_profile
-from shala_lib.specs import get_spec
+from shala_lib.data.definition import ENV, DefinitionError, read_definition, registry
+from shala_lib.data.loading import DataFormatError, DataNotFoundError, load
+from shala_lib.data.prompts import prompt_text
+from shala_lib.data.specs import get_spec
+from shala_lib.pipeline.runner import NOTEBOOKS, Dirs, main, run_profile
 
 SARCASM = ["sincere", "ironic", "sarcastic", "unsure"]
 TOPICS = ["billing", "bug", "feature", "praise", "spam"]
@@ -102,7 +102,7 @@ def test_registry_is_built_from_definitions():
     reg = registry()
     assert {"chaosnli", "goemotions", "msp_podcast", "triage_probe"} <= set(reg)
     chaos = reg["chaosnli"]
-    assert chaos.source.name == "chaosnli.yaml" and chaos.loader == "shala_lib.datasets.chaosnli:load_chaosnli"
+    assert chaos.source.name == "chaosnli.yaml" and chaos.loader == "shala_lib.data.loaders.chaosnli:load_chaosnli"
     assert chaos.spec.subsets == ("snli", "mnli") and chaos.spec.entropy_bins == (0.33, 0.66)
     assert reg["msp_podcast"].spec.modality == "speech+text" and reg["msp_podcast"].manual
     item = {"premise": "A man sleeps.", "hypothesis": "A man rests."}
@@ -222,7 +222,7 @@ def test_wide_zero_rating_item_is_an_error(tmp_path):
 
 # --- downloads and the runner's data check ---------------------------------------------------------------
 def test_chaosnli_download_verifies_archive_and_checksums(tmp_path, monkeypatch, shared_data):
-    from shala_lib.datasets import download as dl
+    from shala_lib.data import download as dl
 
     def html(url, dest):
         dest.write_bytes(b"<!DOCTYPE html><html>Dropbox sign-in page</html>")
@@ -253,7 +253,7 @@ def test_chaosnli_download_verifies_archive_and_checksums(tmp_path, monkeypatch,
 
 
 def test_runner_exits_nonzero_naming_absent_data(tmp_path, monkeypatch, capsys):
-    from shala_lib.datasets import download as dl
+    from shala_lib.data import download as dl
 
     def offline(url, dest):
         raise OSError("Temporary failure in name resolution")
@@ -264,7 +264,7 @@ def test_runner_exits_nonzero_naming_absent_data(tmp_path, monkeypatch, capsys):
     assert main([*args, "--figures-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "chaosnli: missing" in err and "download failed: could not download" in err
-    assert "python -m shala_lib.datasets.download chaosnli --data-dir" in err
+    assert "python -m shala_lib.data.download chaosnli --data-dir" in err
     assert not (tmp_path / "r" / "01_data_preparation.ipynb").exists()  # nothing ran
     assert main([*args, "--figures-dir", str(tmp_path), "--no-download"]) == 2
     assert "the runner did not try: --no-download" in capsys.readouterr().err
@@ -310,8 +310,8 @@ def test_smoke_profile_on_a_definition_file(writer, tmp_path, tiny, monkeypatch)
 
 def test_training_takes_a_definition_path(tmp_path, tiny, monkeypatch):
     """`--set dataset=path/to/def.yaml`: GRPO and the test evaluation on a dataset known only by its file."""
-    from shala_lib.config import ExperimentConfig
     from shala_lib.train import main as train_main
+    from shala_lib.training.config import ExperimentConfig
 
     monkeypatch.delenv(ENV, raising=False)
     path = write_wide(tmp_path / "def")

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shala_lib.datasets import DataFormatError, DataNotFoundError, load, write_parquet
-from shala_lib.statistics import ambiguity_stats, majority_stats, split_stats
+from shala_lib.data.loading import DataFormatError, DataNotFoundError, load, write_parquet
+from shala_lib.data.stats import ambiguity_stats, majority_stats, split_stats
 from tests.fixtures import random_goemotions, write_goemotions_raw, write_msp
 
 CANON = [
@@ -235,7 +235,7 @@ def test_custom_bad_inputs(tmp_path):
 def test_download_offline_error_and_skip_when_present(tmp_path, monkeypatch, shared_data):
     import urllib.request
 
-    from shala_lib.datasets import download as dl
+    from shala_lib.data import download as dl
 
     def offline(*a, **k):
         raise OSError("network unreachable")
@@ -253,7 +253,7 @@ def test_download_offline_error_and_skip_when_present(tmp_path, monkeypatch, sha
 
 
 def test_first_items_takes_each_level_in_turn_and_is_prefix_stable():
-    from shala_lib.datasets import first_items
+    from shala_lib.data.loading import first_items
 
     items = pd.DataFrame(
         {"id": list("abcdefg"), "ambiguity_level": ["medium", "medium", "high", "medium", "low", "high", "medium"]}
@@ -272,7 +272,7 @@ def test_first_items_takes_each_level_in_turn_and_is_prefix_stable():
 
 
 def test_sixteen_chaosnli_test_items_cover_both_subsets_and_every_level(chaos):
-    from shala_lib.datasets import first_items
+    from shala_lib.data.loading import first_items
 
     picked = first_items(chaos[chaos["split"] == "test"], 16)
     # 6 (subset, level) groups: two full rounds, then mnli x 3 levels and snli high

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from shala_lib.distributions import (
+from shala_lib.data.distributions import (
     active_label_level,
     ambiguity_level,
     counts_from_labels,

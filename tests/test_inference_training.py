@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from shala_lib.config import ExperimentConfig, paper_grpo
-from shala_lib.datasets import load
-from shala_lib.inference import attach_gold, generate_hf, predict, read_predictions
-from shala_lib.models import format_prompt, load_model
-from shala_lib.prompts import build_messages
-from shala_lib.rewards import make_reward_func, shala_reward
-from shala_lib.specs import CHAOSNLI
+from shala_lib.data.loading import load
+from shala_lib.data.prompts import build_messages
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.generation.inference import attach_gold, generate_hf, predict, read_predictions
+from shala_lib.generation.models import format_prompt, load_model
+from shala_lib.scoring.rewards import make_reward_func, shala_reward
+from shala_lib.training.config import ExperimentConfig, paper_grpo
 
 
 def test_batched_greedy_equals_one_by_one(tiny_varied, chaos):
@@ -61,7 +61,7 @@ def test_compiled_static_decode_step_is_traced_once_per_predict_call(tiny_varied
     from torch._dynamo.utils import counters
     from transformers import CompileConfig
 
-    from shala_lib.inference import prompt_lengths, static_shape
+    from shala_lib.generation.inference import prompt_lengths, static_shape
 
     model, tok = load_model(tiny_varied, device="cpu")
     items = chaos[chaos["split"] == "test"].head(7)
@@ -93,7 +93,7 @@ def test_auto_cache_is_static_only_for_half_precision_on_cuda(monkeypatch):
 
     import torch
 
-    from shala_lib.inference import resolve_cache, static_shape
+    from shala_lib.generation.inference import resolve_cache, static_shape
 
     def model(device: str, dtype: torch.dtype):
         return SimpleNamespace(parameters=lambda: iter([SimpleNamespace(device=torch.device(device), dtype=dtype)]))
@@ -205,7 +205,7 @@ def test_greedy_evaluation_ignores_the_models_sampling_and_penalty_defaults(tiny
 def test_changed_model_or_setting_never_resumes_an_old_predictions_file(tiny, tiny_varied, chaos, tmp_path):
     """Zero-shot files are named by dataset, split and option only: a rerun with another MODEL (or
     prompt variant, prefill, max tokens) must predict afresh, keeping the old file aside."""
-    from shala_lib.zero_shot import predictions_path, run_zero_shot
+    from shala_lib.evaluation.zero_shot import predictions_path, run_zero_shot
 
     table = chaos
     kw = dict(options=("prefill",), limit=4, batch_size=4, max_new_tokens=10, progress=False)
@@ -351,7 +351,7 @@ def _cfg(tiny, tmp_path, method, **over):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["shala", "shala_no_ambi", "mls"])
 def test_train_each_method_checkpoints_and_evaluates(tiny, tmp_path, method):
-    from shala_lib.train import train
+    from shala_lib.training.run import train
 
     cfg = _cfg(tiny, tmp_path, method)
     res = train(cfg)
@@ -369,7 +369,7 @@ def test_train_each_method_checkpoints_and_evaluates(tiny, tmp_path, method):
     comps = pd.read_parquet(run / "completions.parquet")
     assert len(comps) == 4 * 8 and set(comps["method"]) == {method} and set(comps["rank"]) == {0}
     assert comps.groupby(["step", "id"]).size().eq(4).all()  # each prompt's 4 rollouts, once
-    # the rewards TRL logged are what shala_lib.rewards gives on the same completions
+    # the rewards TRL logged are what shala_lib.scoring.rewards gives on the same completions
     fn = make_reward_func(method, CHAOSNLI, prefill='{"entailment": ')
     table = load("chaosnli")
     targets = table.set_index("id").loc[comps["id"], "dist"].tolist()
@@ -386,7 +386,8 @@ def test_train_each_method_checkpoints_and_evaluates(tiny, tmp_path, method):
 
 @pytest.mark.slow
 def test_resume_continues_at_the_right_step(tiny, tmp_path):
-    from shala_lib.train import last_checkpoint, train
+    from shala_lib.training.run import train
+    from shala_lib.training.run_dir import last_checkpoint
 
     cfg = _cfg(tiny, tmp_path, "shala", eval_split=None)
     cfg.grpo["max_steps"] = 2
@@ -404,7 +405,7 @@ def test_resume_continues_at_the_right_step(tiny, tmp_path):
 
 def test_new_run_under_an_old_name_starts_clean(tiny, tmp_path):
     """Without --resume, nothing of an earlier run with the same name survives into the new one."""
-    from shala_lib.train import train
+    from shala_lib.training.run import train
 
     cfg = _cfg(tiny, tmp_path, "mls", max_eval_items=4, eval_batch_size=4)
     train(cfg)  # 4 steps: checkpoints 2 and 4, predictions of 4 test items
@@ -420,7 +421,8 @@ def test_new_run_under_an_old_name_starts_clean(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
-    from shala_lib.train import NonFiniteTrainingError, train
+    from shala_lib.training.callbacks import NonFiniteTrainingError
+    from shala_lib.training.run import train
 
     cfg = _cfg(tiny, tmp_path, "shala", eval_split=None)
     cfg.grpo["learning_rate"] = math.inf  # step 1 applies an infinite update -> non-finite loss later
@@ -445,7 +447,7 @@ def test_rewards_reach_trl_signature(tiny):
 def test_zero_std_warning_validation_jsd_and_lora(tiny, tmp_path):
     """The tiny random model almost never writes parsable JSON, so reward groups have zero variance:
     the warning fires. Validation JSD is logged every step; LoRA trains an adapter."""
-    from shala_lib.train import train
+    from shala_lib.training.run import train
 
     cfg = _cfg(
         tiny,
@@ -477,8 +479,9 @@ def test_paper_profile_effective_config_is_the_papers(tmp_path):
     names every one of them."""
     from pathlib import Path
 
-    from shala_lib.config import PAPER_SOURCES
-    from shala_lib.train import grpo_config, write_effective_config
+    from shala_lib.training.config import PAPER_SOURCES
+    from shala_lib.training.grpo_args import grpo_config
+    from shala_lib.training.run_dir import write_effective_config
 
     cfg = ExperimentConfig.from_yaml("configs/shala_paper.yaml").with_overrides([f"output_dir={tmp_path}"])
     cfg.run_dir.mkdir(parents=True)
@@ -512,7 +515,7 @@ def test_paper_profile_effective_config_is_the_papers(tmp_path):
 def test_vllm_rollouts_only_when_asked(monkeypatch, tmp_path):
     import importlib.util
 
-    from shala_lib.train import grpo_config
+    from shala_lib.training.grpo_args import grpo_config
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
@@ -524,7 +527,7 @@ def test_vllm_rollouts_only_when_asked(monkeypatch, tmp_path):
 
 
 def test_checkpoint_retention_keeps_the_last_n_and_the_best_validated():
-    from shala_lib.train import checkpoints_to_remove
+    from shala_lib.training.callbacks import checkpoints_to_remove
 
     steps = [100, 200, 300, 400, 500]
     assert checkpoints_to_remove(steps, 2, {}) == [100, 200, 300]
@@ -544,7 +547,7 @@ def test_weights_guard_checks_zero3_partitions():
     `ds_tensor`: checking `p` itself would check nothing."""
     import torch
 
-    from shala_lib.train import nonfinite_weights
+    from shala_lib.training.callbacks import nonfinite_weights
 
     class Partitioned(torch.nn.Module):
         def __init__(self, share: torch.Tensor) -> None:
@@ -569,7 +572,7 @@ def test_final_evaluation_runs_with_zero3_switched_off(monkeypatch):
 
     import transformers.integrations.deepspeed as hf_ds
 
-    from shala_lib.train import leave_distributed_training
+    from shala_lib.training.distributed import leave_distributed_training
 
     class Zero3:  # stands in for HfDeepSpeedConfig (deepspeed is not installed here)
         def is_zero3(self) -> bool:
@@ -591,8 +594,8 @@ def test_structured_rollouts_are_all_json_and_top_layers_train_alone(tiny, tmp_p
     import torch
     from transformers import AutoModelForCausalLM
 
-    from shala_lib.parsing import USABLE
-    from shala_lib.train import train
+    from shala_lib.generation.parsing import USABLE
+    from shala_lib.training.run import train
 
     free = _cfg(tiny, tmp_path, "shala_no_ambi", name="free", eval_split=None)
     free.grpo["max_steps"] = 2

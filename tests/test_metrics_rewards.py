@@ -5,8 +5,10 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import accuracy_score, f1_score
 
-from shala_lib.baselines import baseline_predictions, constant_mean, majority_oracle, uniform
-from shala_lib.metrics import (
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.evaluation.reference import baseline_predictions, constant_mean, majority_oracle, uniform
+from shala_lib.evaluation.significance import bootstrap_ci, degradation_test, paired_test
+from shala_lib.scoring.metrics import (
     bhattacharyya,
     evaluate,
     format_with_change,
@@ -15,14 +17,12 @@ from shala_lib.metrics import (
     relative_change,
     total_variation,
 )
-from shala_lib.rewards import (
+from shala_lib.scoring.rewards import (
     majority_reward,
     make_reward_func,
     shala_no_ambi_reward,
     shala_reward,
 )
-from shala_lib.significance import bootstrap_ci, degradation_test, paired_test
-from shala_lib.specs import CHAOSNLI
 
 P = np.array([0.5, 0.5, 0.0])
 Q = np.array([0.0, 0.5, 0.5])
@@ -146,14 +146,14 @@ def test_entropy_weight_cancels_under_group_scaling():
 
     assert np.allclose(group_adv(r_shala), group_adv(r_plain), atol=5e-3)
     ratio = np.abs(batch_adv(r_shala)).mean(1) / np.abs(batch_adv(r_plain)).mean(1)
-    from shala_lib.distributions import normalized_entropy
+    from shala_lib.data.distributions import normalized_entropy
 
     h = normalized_entropy(targets)
     assert np.corrcoef(ratio, h)[0, 1] > 0.99  # under batch scaling the weight is H~ itself
 
 
 def test_baselines(shared_data):
-    from shala_lib.datasets import load
+    from shala_lib.data.loading import load
 
     df = load("chaosnli", data_dir=shared_data)
     preds = baseline_predictions(df)
@@ -198,8 +198,8 @@ def test_bootstrap_paired_and_degradation():
 def test_evaluate_by_groups_and_table1_relative_change():
     import pandas as pd
 
-    from shala_lib.metrics import evaluate_by
-    from shala_lib.tables import table1
+    from shala_lib.evaluation.tables import table1
+    from shala_lib.scoring.metrics import evaluate_by
 
     gold = np.array([[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
     pred = np.array([[1.0, 0.0, 0.0], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [np.nan] * 3])
@@ -234,7 +234,7 @@ def test_evaluate_by_groups_and_table1_relative_change():
 def test_strict_sum_scores_off_simplex_answers_zero():
     """The prompt demands probabilities summing to exactly 1.0; the lenient parser renormalises
     `{1, 1, 1}` to uniform, an easy input-independent attractor. With a tolerance it scores 0."""
-    from shala_lib.rewards import make_reward_func, shala_no_ambi_reward
+    from shala_lib.scoring.rewards import make_reward_func, shala_no_ambi_reward
 
     texts = [
         '{"entailment": 1, "neutral": 1, "contradiction": 1}',
@@ -254,6 +254,6 @@ def test_strict_sum_scores_off_simplex_answers_zero():
     assert strict[3] == lenient[3] == 0.0
     assert logged["parse_status"] == ["off_simplex", "ok", "renormalized", "no_json"]
     with pytest.raises(ValueError, match="sum_tolerance must be in"):
-        from shala_lib.config import ExperimentConfig
+        from shala_lib.training.config import ExperimentConfig
 
         ExperimentConfig.from_dict({"sum_tolerance": 1.5})

@@ -10,10 +10,10 @@ import papermill as pm
 import pytest
 import yaml
 
-from shala_lib.config import ExperimentConfig
+from shala_lib.evaluation.zero_shot import predictions_path
 from shala_lib.paths import project_root
-from shala_lib.reproduce import NOTEBOOKS, Dirs, NotebookFailed, load_profile, plan, run_profile
-from shala_lib.zero_shot import predictions_path
+from shala_lib.pipeline.runner import NOTEBOOKS, Dirs, NotebookFailed, load_profile, plan, run_profile
+from shala_lib.training.config import ExperimentConfig
 
 ROOT = project_root()
 

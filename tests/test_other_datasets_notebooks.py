@@ -14,10 +14,10 @@ import pytest
 import yaml
 from scipy.spatial.distance import jensenshannon
 
-from shala_lib.datasets import load
-from shala_lib.plots import figure_panels
-from shala_lib.reproduce import Dirs, run_profile
-from shala_lib.specs import get_spec
+from shala_lib.data.loading import load
+from shala_lib.data.specs import get_spec
+from shala_lib.pipeline.runner import Dirs, run_profile
+from shala_lib.viz.plots import figure_panels
 from tests.fixtures import random_goemotions, write_msp
 
 METHODS = ("mls", "shala_no_ambi", "shala")

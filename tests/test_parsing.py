@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shala_lib.parsing import USABLE, parse_distribution, parse_many
-from shala_lib.specs import CHAOSNLI, GOEMOTIONS, MSP_PODCAST
+from shala_lib.data.specs import CHAOSNLI, GOEMOTIONS, MSP_PODCAST
+from shala_lib.generation.parsing import USABLE, parse_distribution, parse_many
 
 E = [0.2, 0.5, 0.3]
 # (completion, expected dist or None, expected status)
@@ -146,7 +146,7 @@ def test_values_whose_sum_overflows_still_normalise():
 
 
 def test_simplex_grammar_only_admits_distributions():
-    from shala_lib.constrained import segments, viable
+    from shala_lib.generation.constrained import segments, viable
 
     segs = segments(CHAOSNLI)
     head = '{"entailment": '
@@ -168,8 +168,8 @@ def test_simplex_grammar_only_admits_distributions():
 
 
 def test_simplex_constrained_predictions_sum_to_one(tiny_varied, chaos, tmp_path):
-    from shala_lib.inference import predict
-    from shala_lib.models import load_model
+    from shala_lib.generation.inference import predict
+    from shala_lib.generation.models import load_model
 
     model, tok = load_model(tiny_varied, device="cpu")
     items = chaos[chaos["split"] == "test"].head(6)

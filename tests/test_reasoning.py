@@ -1,8 +1,13 @@
 import numpy as np
 import pandas as pd
 
-from shala_lib.reasoning import example_tables, interpretation_counts, mentions_multiple_interpretations, pick_examples
-from shala_lib.specs import CHAOSNLI
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.evaluation.reasoning import (
+    example_tables,
+    interpretation_counts,
+    mentions_multiple_interpretations,
+    pick_examples,
+)
 
 # the paper's own reasoning texts (Table 14)
 BASELINE = (

@@ -14,9 +14,9 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import f1_score
 
-from shala_lib.datasets import load
-from shala_lib.plots import figure_panels
-from shala_lib.reproduce import NOTEBOOKS, Dirs, run_profile
+from shala_lib.data.loading import load
+from shala_lib.pipeline.runner import NOTEBOOKS, Dirs, run_profile
+from shala_lib.viz.plots import figure_panels
 
 D, P = "chaosnli", "smoke"
 TABLES = {  # name -> extensions

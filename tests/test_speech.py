@@ -13,13 +13,15 @@ import pytest
 import torch
 import yaml
 
-from shala_lib.audio import AudioReadError, ClipReport, read_audio, survey_clips
-from shala_lib.config import ExperimentConfig
-from shala_lib.datasets import load
-from shala_lib.datasets.base import DataFormatError
-from shala_lib.inference import predict, read_predictions, sidecar_path
-from shala_lib.models import format_prompt, load_model, load_tokenizer
-from shala_lib.omni import (
+from shala_lib.data.audio import AudioReadError, ClipReport, read_audio, survey_clips
+from shala_lib.data.canonical import DataFormatError
+from shala_lib.data.loading import load
+from shala_lib.data.prompts import build_messages
+from shala_lib.data.specs import get_spec
+from shala_lib.data.speech_fixture import synth_speech, write_clip, write_msp_fixture
+from shala_lib.generation.inference import predict, read_predictions, sidecar_path
+from shala_lib.generation.models import format_prompt, load_model, load_tokenizer
+from shala_lib.generation.omni import (
     OMNI_SYSTEM_PROMPT,
     audio_token_count,
     encode,
@@ -28,10 +30,8 @@ from shala_lib.omni import (
     model_family,
     placeholder_token_ids,
 )
-from shala_lib.prompts import build_messages
-from shala_lib.specs import get_spec
-from shala_lib.speech_fixture import synth_speech, write_clip, write_msp_fixture
-from shala_lib.train import build_dataset, model_setup
+from shala_lib.training.config import ExperimentConfig
+from shala_lib.training.inputs import build_dataset, model_setup
 
 MSP = get_spec("msp_podcast")
 
@@ -230,7 +230,7 @@ def _length_reward(prompts, completions, **kwargs):
 def _speech_trainer(tiny_thinker, msp_speech, tmp_path, n_prompts=2, g=2, max_steps=1):
     from trl import GRPOConfig
 
-    from shala_lib.speech_trainer import SpeechGRPOTrainer
+    from shala_lib.training.speech_trainer import SpeechGRPOTrainer
 
     table = load("msp_podcast", data_dir=msp_speech)
     cfg = ExperimentConfig(name="s", dataset="msp_podcast", model=tiny_thinker)
@@ -365,7 +365,7 @@ def test_audio_reaches_every_forward_during_training(tiny_thinker, msp_speech, t
 
 
 def test_two_grpo_steps_with_audio_then_resume(tiny_thinker, msp_speech, tmp_path):
-    from shala_lib.train import train
+    from shala_lib.training.run import train
 
     base = {
         "name": "msp_tiny",
@@ -435,9 +435,10 @@ def test_omni_proof_script_runs_cpu_sized(tmp_path):
 def test_paper_config_names_the_omni_thinker(tmp_path, msp_speech):
     """The paper profile's config: Qwen2.5-Omni-7B, each dataset's modality; its effective config names
     the thinker (a local directory with the 7B thinker's config stands in for the Hub id, offline)."""
+    from shala_lib.generation.tiny import build_tiny_thinker
     from shala_lib.paths import project_root
-    from shala_lib.tiny import build_tiny_thinker
-    from shala_lib.train import grpo_config, write_effective_config
+    from shala_lib.training.grpo_args import grpo_config
+    from shala_lib.training.run_dir import write_effective_config
 
     paper = project_root() / "configs" / "shala_paper.yaml"
     assert ExperimentConfig.from_yaml(paper).model == "Qwen/Qwen2.5-Omni-7B"

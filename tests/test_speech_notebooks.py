@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from shala_lib.datasets import load
-from shala_lib.inference import read_predictions, sidecar_path
-from shala_lib.reproduce import NOTEBOOKS, Dirs, run_profile
-from shala_lib.specs import get_spec
-from shala_lib.widgets import SampleInspector
+from shala_lib.data.loading import load
+from shala_lib.data.specs import get_spec
+from shala_lib.generation.inference import read_predictions, sidecar_path
+from shala_lib.pipeline.runner import NOTEBOOKS, Dirs, run_profile
+from shala_lib.viz.widgets import SampleInspector
 
 
 def test_sample_inspector_plays_the_clip(msp_speech, chaos):

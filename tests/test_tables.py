@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shala_lib.specs import CHAOSNLI, GOEMOTIONS
-from shala_lib.tables import (
+from shala_lib.data.specs import CHAOSNLI, GOEMOTIONS
+from shala_lib.evaluation.tables import (
     JSD_E_TO_2,
     block_scores,
     published_results,

@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shala_lib.datasets import load
-from shala_lib.models import load_model
-from shala_lib.parsing import parse_distribution
-from shala_lib.specs import CHAOSNLI, GOEMOTIONS
-from shala_lib.tiny import build_tiny_model
-from shala_lib.warmup import format_warmup, target_json, warmup_dataset
+from shala_lib.data.loading import load
+from shala_lib.data.specs import CHAOSNLI, GOEMOTIONS
+from shala_lib.generation.models import load_model
+from shala_lib.generation.parsing import parse_distribution
+from shala_lib.generation.tiny import build_tiny_model
+from shala_lib.training.warmup import format_warmup, target_json, warmup_dataset
 
 
 def test_target_json_hand_cases():

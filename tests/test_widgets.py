@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 
-from shala_lib.analysis import per_item_scores
-from shala_lib.specs import CHAOSNLI
-from shala_lib.widgets import ALL, RunComparer, SampleInspector
+from shala_lib.data.specs import CHAOSNLI
+from shala_lib.evaluation.analysis import per_item_scores
+from shala_lib.viz.widgets import ALL, RunComparer, SampleInspector
 
 
 def _setup():

@@ -1,0 +1,1 @@
+"""Models, chat-template rendering, constrained decoding, inference and the predictions table."""

@@ -1,0 +1,214 @@
+"""Qwen2.5-Omni, the paper's model: its *thinker* (the text-generating half) and its audio processor.
+
+`Qwen/Qwen2.5-Omni-7B` (Hub id or local dir) is loaded as `Qwen2_5OmniThinkerForConditionalGeneration`:
+transformers maps the nested `thinker_config` and leaves the talker and token2wav weights unloaded. The
+vision tower is frozen and never run (every input here is text or speech). The family of a model is read
+from `config.model_type`; every other model keeps the causal-LM path (`shala_lib.generation.models`).
+
+Processor. transformers' `Qwen2_5OmniProcessor` is WhisperFeatureExtractor (128 mel bins, 16 kHz, padded to
+3,000 frames) + image and video processors + tokenizer, and in transformers 5.23 it cannot be built without
+`torchvision` (which CPU-only machines may lack). `load_processor` takes `AutoProcessor` when it loads and
+otherwise composes the same audio+text path from the model's own feature-extractor config, tokenizer and
+chat template (`ComposedOmniProcessor`): the same keys (`input_ids`, `attention_mask`, `input_features`,
+`feature_attention_mask`), the same expansion of each `<|AUDIO|>` into `((L-1)//2+1-2)//2+1` audio tokens for
+L mel frames. Which path ran is returned and recorded (`processor_kind`); `benchmarks/gpu_proof.sh omni`
+checks both give identical inputs on the same clips where torchvision is present.
+
+System prompt. The Omni chat template inserts Qwen's default system prompt when a conversation has none.
+Prompts here always carry it explicitly (`OMNI_SYSTEM_PROMPT`, the same words), for text and speech alike,
+so what the model reads never depends on a template's fallback and is visible in every rendered prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from shala_lib.data.audio import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+Family = Literal["causal_lm", "omni"]
+OMNI_MODEL_TYPES = ("qwen2_5_omni", "qwen2_5_omni_thinker")
+OMNI_SYSTEM_PROMPT = (
+    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving auditory "
+    "and visual inputs, as well as generating text and speech."
+)
+ProcessorKind = Literal["AutoProcessor", "composed"]
+
+
+def audio_token_count(frames: int | np.ndarray) -> int | np.ndarray:
+    """Audio tokens the thinker's encoder gives for L mel frames (two stride-2 reductions)."""
+    return ((frames - 1) // 2 + 1 - 2) // 2 + 1
+
+
+def model_family(name_or_path: str) -> Family:
+    """`omni` for Qwen2.5-Omni checkpoints (whole model or thinker), `causal_lm` otherwise."""
+    from transformers import AutoConfig
+
+    from shala_lib.generation.models import ModelUnavailableError, _offline_hint, resolve_model
+
+    path = resolve_model(name_or_path)
+    try:
+        cfg = AutoConfig.from_pretrained(path)
+    except OSError as e:
+        raise ModelUnavailableError(_offline_hint(path, e)) from e
+    return "omni" if getattr(cfg, "model_type", "") in OMNI_MODEL_TYPES else "causal_lm"
+
+
+def is_omni(model: Any) -> bool:
+    return getattr(getattr(model, "config", None), "model_type", "") in OMNI_MODEL_TYPES
+
+
+def load_thinker(path: str, dtype: Any, **kwargs: Any) -> Any:
+    """The thinker of a Qwen2.5-Omni checkpoint, vision tower frozen."""
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path, dtype=dtype, **kwargs)
+    freeze_vision(model)
+    return model
+
+
+def freeze_vision(model: Any) -> int:
+    """Freeze the thinker's vision tower (never run on text or speech); returns the parameters frozen."""
+    visual = getattr(getattr(model, "model", model), "visual", None)
+    if visual is None:
+        return 0
+    visual.requires_grad_(False)
+    return sum(p.numel() for p in visual.parameters())
+
+
+def placeholder_token_ids(model_or_config: Any) -> list[int]:
+    """The audio, image and video placeholder ids: generation must never sample them (a sampled
+    `<|AUDIO|>` breaks the audio merge of the next forward)."""
+    cfg = getattr(model_or_config, "config", model_or_config)
+    ids = [getattr(cfg, k, None) for k in ("audio_token_id", "image_token_id", "video_token_id")]
+    return sorted({int(i) for i in ids if i is not None})
+
+
+def _processor_chat_template(path: str, tokenizer: Any) -> str:
+    """The processor's chat template (`chat_template.json` / `.jinja` beside the weights), else the
+    tokenizer's."""
+    folder = Path(path)
+    if (folder / "chat_template.json").is_file():
+        return str(json.loads((folder / "chat_template.json").read_text())["chat_template"])
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text()
+    if not folder.exists():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return str(json.loads(Path(hf_hub_download(path, "chat_template.json")).read_text())["chat_template"])
+        except Exception as e:  # noqa: BLE001 - offline, or no such file: the tokenizer's template
+            log.debug("%s: no processor chat template on the Hub (%s); using the tokenizer's", path, e)
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        raise ValueError(f"{path}: no chat template (chat_template.json, chat_template.jinja or the tokenizer's)")
+    return str(template)
+
+
+class ComposedOmniProcessor:
+    """Qwen2.5-Omni's audio+text processing without torchvision: the model's WhisperFeatureExtractor,
+    tokenizer and chat template, called like `Qwen2_5OmniProcessor` for text and audio."""
+
+    kind: ProcessorKind = "composed"
+
+    def __init__(self, feature_extractor: Any, tokenizer: Any, chat_template: str) -> None:
+        self.feature_extractor = feature_extractor
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+        self.audio_token = str(getattr(tokenizer, "audio_token", None) or "<|AUDIO|>")
+        self.audio_token_id = tokenizer.convert_tokens_to_ids(self.audio_token)
+        if self.audio_token_id is None or self.audio_token_id == tokenizer.unk_token_id:
+            raise ValueError(f"the tokenizer has no audio token {self.audio_token!r}")
+
+    def apply_chat_template(self, conversation: Any, tokenize: bool = False, **kwargs: Any) -> Any:
+        return self.tokenizer.apply_chat_template(
+            conversation, chat_template=self.chat_template, tokenize=tokenize, **kwargs
+        )
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        audio: Sequence[np.ndarray] | None = None,
+        padding: bool | str = True,
+        return_tensors: str = "pt",
+        **kwargs: Any,
+    ) -> Any:
+        from transformers import BatchFeature
+
+        texts = [text] if isinstance(text, str) else list(text)
+        n_slots = sum(t.count(self.audio_token) for t in texts)
+        clips = list(audio or [])
+        if n_slots != len(clips):
+            raise ValueError(f"{n_slots} {self.audio_token} placeholder(s) in the text but {len(clips)} clip(s)")
+        data: dict[str, Any] = {}
+        if clips:
+            feats = self.feature_extractor(
+                clips,
+                sampling_rate=SAMPLE_RATE,
+                return_attention_mask=True,
+                padding="max_length",
+                return_tensors=return_tensors,
+            )
+            data["input_features"] = feats["input_features"]
+            data["feature_attention_mask"] = feats["attention_mask"]
+            counts = iter(int(n) for n in audio_token_count(np.asarray(feats["attention_mask"].sum(-1))))
+            expanded = []
+            for t in texts:
+                parts = t.split(self.audio_token)
+                out = parts[0]
+                for rest in parts[1:]:
+                    out += self.audio_token * next(counts) + rest
+                expanded.append(out)
+            texts = expanded
+        enc = self.tokenizer(texts, padding=padding, return_tensors=return_tensors, padding_side="left")
+        data = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], **data}
+        return BatchFeature(data=data)
+
+
+def load_processor(name_or_path: str, tokenizer: Any = None) -> tuple[Any, ProcessorKind]:
+    """(processor, which path ran): `AutoProcessor` when it loads, else `ComposedOmniProcessor`."""
+    from transformers import AutoProcessor, WhisperFeatureExtractor
+
+    from shala_lib.generation.models import load_tokenizer, resolve_model
+
+    path = resolve_model(name_or_path)
+    try:
+        proc = AutoProcessor.from_pretrained(path)
+        if hasattr(proc, "feature_extractor") and hasattr(proc, "tokenizer"):
+            proc.tokenizer.padding_side = "left"
+            log.info("%s: processor from AutoProcessor (%s)", path, type(proc).__name__)
+            return proc, "AutoProcessor"
+        why = f"AutoProcessor gave {type(proc).__name__}, without an audio feature extractor"
+    except (ImportError, TypeError, ValueError, OSError) as e:  # torchvision missing, or no processor config
+        why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    tok = tokenizer if tokenizer is not None else load_tokenizer(path)
+    fe = WhisperFeatureExtractor.from_pretrained(path)
+    log.info("%s: AutoProcessor unavailable (%s); composing the audio path from its feature extractor", path, why)
+    return ComposedOmniProcessor(fe, tok, _processor_chat_template(path, tok)), "composed"
+
+
+def save_processor(processor: Any, out_dir: str | Path) -> None:
+    """Save a processor beside a checkpoint so `load_processor(out_dir)` rebuilds it: the whole
+    processor, or for a composed one its feature extractor, tokenizer and chat template."""
+    out = Path(out_dir)
+    if isinstance(processor, ComposedOmniProcessor):
+        processor.feature_extractor.save_pretrained(out)
+        processor.tokenizer.save_pretrained(out)
+        (out / "chat_template.json").write_text(json.dumps({"chat_template": processor.chat_template}, indent=2) + "\n")
+    else:
+        processor.save_pretrained(out)
+
+
+def encode(processor: Any, prompts: Sequence[str], clips: Sequence[np.ndarray] | None) -> Any:
+    """Model inputs for rendered prompts (one `<|AUDIO|>` per clip, in order), left-padded."""
+    kwargs: dict[str, Any] = {"text": list(prompts), "padding": True, "return_tensors": "pt"}
+    if clips:
+        kwargs["audio"] = list(clips)
+    return processor(**kwargs)

@@ -1,0 +1,259 @@
+"""A robust parser for verbalized distributions in raw completion text.
+
+`parse_distribution(text, classes)` never raises. It looks for the **last** JSON-like object in
+the text that names at least one class (after a reasoning paragraph, inside code fences, with
+text around it), parses it with `json`, then with `json_repair` for malformed JSON (single
+quotes, trailing commas, truncation), then falls back to a per-label regex. Keys are matched
+case-insensitively, with the spec's aliases. Percentages ("45%", or values summing to 100) are
+rescaled; missing classes get 0; sums off by rounding are renormalized.
+
+Statuses: usable ones are `ok` (sums to 1 within 1e-6) and `renormalized`; unusable ones are
+`empty`, `no_json`, `missing_keys` (no class named), `invalid_values` (negative, NaN, inf,
+non-numeric), `zero_sum`, `duplicate_keys` (one class given two different values).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import json_repair
+import numpy as np
+
+from shala_lib.data.specs import DatasetSpec
+
+USABLE: frozenset[str] = frozenset({"ok", "renormalized"})
+STATUSES: tuple[str, ...] = (
+    "ok",
+    "renormalized",
+    "empty",
+    "no_json",
+    "missing_keys",
+    "invalid_values",
+    "zero_sum",
+    "duplicate_keys",
+    "parser_error",
+)
+SUM_TOL = 1e-6
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_FENCE = re.compile(r"```(?:json|JSON|python)?")
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """Outcome of parsing one completion."""
+
+    dist: np.ndarray | None
+    status: str
+    raw_sum: float | None = None
+    n_missing: int = 0
+    unknown_keys: tuple[str, ...] = field(default_factory=tuple)
+    method: str = ""  # "json", "repaired" or "regex"
+
+    @property
+    def usable(self) -> bool:
+        return self.status in USABLE and self.dist is not None
+
+
+def _key_map(classes: Sequence[str] | DatasetSpec) -> tuple[tuple[str, ...], dict[str, int]]:
+    if isinstance(classes, DatasetSpec):
+        names = classes.classes
+        mapping = {c.lower(): i for i, c in enumerate(names)}
+        for i, k in enumerate(classes.keys):
+            mapping[k.lower()] = i
+        for cls, alts in classes.aliases.items():
+            for a in alts:
+                mapping.setdefault(a.lower(), names.index(cls))
+        return tuple(names), mapping
+    names = tuple(str(c) for c in classes)
+    return names, {c.lower(): i for i, c in enumerate(names)}
+
+
+def _normalize_key(key: Any) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(key)).strip().strip("\"'").strip().lower()
+
+
+def _object_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of brace-balanced `{...}` spans, outermost first in order; a final unclosed
+    `{` gives a span to the end of the text (truncated output)."""
+    spans: list[tuple[int, int]] = []
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            start = stack.pop()
+            if not stack:
+                spans.append((start, i + 1))
+    if stack:
+        spans.append((stack[0], len(text)))
+    return spans
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"__pairs__": pairs}
+    return out
+
+
+def _load_pairs(fragment: str) -> tuple[list[tuple[str, Any]] | None, str]:
+    """Key/value pairs of the top-level object (descending into a single nested object)."""
+    for method in ("json", "repaired"):
+        try:
+            if method == "json":
+                obj = json.loads(fragment, object_pairs_hook=_pairs_hook)
+            else:
+                repaired = json_repair.repair_json(fragment, skip_json_loads=True)
+                if not isinstance(repaired, str) or not repaired.strip():
+                    continue
+                obj = json.loads(repaired, object_pairs_hook=_pairs_hook)
+        except (ValueError, TypeError, RecursionError):
+            continue
+        if isinstance(obj, dict) and "__pairs__" in obj:
+            return obj["__pairs__"], method
+    return None, ""
+
+
+def _flatten(pairs: list[tuple[str, Any]], keys: dict[str, int]) -> list[tuple[str, Any]]:
+    """If no top-level key names a class but one value is an object, use that object."""
+    if any(_normalize_key(k) in keys for k, _ in pairs):
+        return pairs
+    for _, v in pairs:
+        if isinstance(v, dict) and "__pairs__" in v:
+            inner = _flatten(v["__pairs__"], keys)
+            if any(_normalize_key(k) in keys for k, _ in inner):
+                return inner
+    return pairs
+
+
+def _to_number(value: Any) -> tuple[float | None, bool]:
+    """(value, was_percent); None when not a number."""
+    if isinstance(value, bool) or value is None:
+        return None, False
+    if isinstance(value, int | float):
+        return float(value), False
+    if isinstance(value, str):
+        s = value.strip()
+        pct = s.endswith("%")
+        s = s.rstrip("%").strip()
+        if s.lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+            return float(s.lower().replace("infinity", "inf")), pct
+        if re.fullmatch(_NUMBER, s):
+            return float(s), pct
+    return None, False
+
+
+def _finish(
+    names: tuple[str, ...], found: dict[int, list[tuple[Any, bool]]], unknown: list[str], method: str
+) -> ParseResult:
+    n = len(names)
+    values = np.zeros(n, dtype=float)
+    any_pct = False
+    for idx, entries in found.items():
+        nums = []
+        for raw, pct in entries:
+            if pct:
+                any_pct = True
+            nums.append(raw)
+        if any(v is None or not math.isfinite(v) or v < 0 for v in nums):
+            return ParseResult(None, "invalid_values", unknown_keys=tuple(unknown), method=method)
+        if len(nums) > 1 and not all(math.isclose(nums[0], v, rel_tol=1e-9, abs_tol=1e-12) for v in nums):
+            return ParseResult(None, "duplicate_keys", unknown_keys=tuple(unknown), method=method)
+        values[idx] = nums[0]
+    if any_pct:
+        pct_idx = {i for i, es in found.items() if es[0][1]}
+        scale = np.array([0.01 if i in pct_idx else 1.0 for i in range(n)])
+        values = values * scale
+    elif values.max() > 1.0 and 99.0 <= values.sum() <= 101.0:
+        values = values / 100.0
+    total = float(values.sum())
+    n_missing = n - len(found)
+    if total <= 0.0:
+        return ParseResult(
+            None, "zero_sum", raw_sum=total, n_missing=n_missing, unknown_keys=tuple(unknown), method=method
+        )
+    status = "ok" if abs(total - 1.0) <= SUM_TOL and not unknown else "renormalized"
+    if math.isfinite(total):
+        dist = values / total
+    else:  # finite values whose sum overflows (e.g. two of 9e307): scale by the largest first
+        scaled = values / values.max()
+        dist = scaled / scaled.sum()
+    return ParseResult(dist, status, raw_sum=total, n_missing=n_missing, unknown_keys=tuple(unknown), method=method)
+
+
+def _from_pairs(
+    pairs: list[tuple[str, Any]], keys: dict[str, int]
+) -> tuple[dict[int, list[tuple[Any, bool]]], list[str]]:
+    found: dict[int, list[tuple[Any, bool]]] = {}
+    unknown: list[str] = []
+    for k, v in pairs:
+        idx = keys.get(_normalize_key(k))
+        if idx is None:
+            unknown.append(str(k))
+            continue
+        found.setdefault(idx, []).append(_to_number(v))
+    return found, unknown
+
+
+def _regex_fallback(text: str, names: tuple[str, ...], keys: dict[str, int]) -> dict[int, list[tuple[Any, bool]]]:
+    found: dict[int, list[tuple[Any, bool]]] = {}
+    for key, idx in sorted(keys.items(), key=lambda kv: -len(kv[0])):
+        if len(key) < 3:
+            continue  # one-letter aliases are too ambiguous in free text
+        pattern = re.compile(
+            r"[\"']?\b" + re.escape(key) + r"\b[\"']?\s*[:=]\s*[\"']?(" + _NUMBER + r")\s*(%?)", re.IGNORECASE
+        )
+        matches = list(pattern.finditer(text))
+        if matches and idx not in found:
+            m = matches[-1]
+            found[idx] = [(float(m.group(1)), m.group(2) == "%")]
+    return found
+
+
+def _parse(text: str, classes: Sequence[str] | DatasetSpec) -> ParseResult:
+    names, keys = _key_map(classes)
+    if not isinstance(text, str) or not text.strip():
+        return ParseResult(None, "empty")
+    clean = _FENCE.sub("\n", text)
+    spans = _object_spans(clean)
+    saw_object = False
+    for start, end in reversed(spans):
+        pairs, method = _load_pairs(clean[start:end])
+        if pairs is None:
+            continue
+        saw_object = True
+        found, unknown = _from_pairs(_flatten(pairs, keys), keys)
+        if found:
+            return _finish(names, found, unknown, method)
+    found = _regex_fallback(clean, names, keys)
+    if found:
+        return _finish(names, found, [], "regex")
+    return ParseResult(None, "missing_keys" if saw_object else "no_json")
+
+
+def parse_distribution(text: str, classes: Sequence[str] | DatasetSpec) -> ParseResult:
+    """Parse a verbalized distribution from raw completion text. Never raises.
+
+    `classes` is the ordered class list, or a `DatasetSpec` (then its prompt keys and aliases
+    are accepted too). `ParseResult.dist` is in class order when `.status` is usable.
+    """
+    try:
+        return _parse(text, classes)
+    except Exception:  # noqa: BLE001 - last-resort guard; tests assert it never triggers
+        return ParseResult(None, "parser_error")
+
+
+def parse_many(texts: Sequence[str], classes: Sequence[str] | DatasetSpec) -> tuple[np.ndarray, list[str]]:
+    """Parse a batch: an (n, C) array with NaN rows for unusable outputs, and the statuses."""
+    n_classes = len(classes.classes if isinstance(classes, DatasetSpec) else classes)
+    out = np.full((len(texts), n_classes), np.nan)
+    statuses: list[str] = []
+    for i, t in enumerate(texts):
+        r = parse_distribution(t, classes)
+        statuses.append(r.status)
+        if r.usable:
+            out[i] = r.dist
+    return out, statuses

@@ -1,0 +1,246 @@
+"""A tiny randomly initialised Qwen2-style model with a tokenizer trained on given texts.
+
+For tests and CPU smoke runs: builds in about a second, offline, with a ChatML chat template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
+
+
+def bpe_tokenizer(
+    corpus: list[str],
+    vocab_size: int,
+    special: list[str],
+    chat_template: str,
+    names: dict[str, str] | None = None,
+) -> Any:
+    """A byte-level BPE tokenizer trained on `corpus` (eos `<|im_end|>`, pad `<pad>`, left padding),
+    with `special` tokens, a chat template and optional named special tokens (`tok.audio_token`, ...)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tk.train_from_iterator(corpus, trainer)
+    extra = {"extra_special_tokens": names} if names else {}
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None, **extra
+    )
+    tok.chat_template = chat_template
+    tok.padding_side = "left"
+    return tok
+
+
+def build_tiny_model(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    vocab_size: int = 512,
+    seed: int = 0,
+    hidden_size: int = 32,
+    layers: int = 2,
+    initializer_range: float = 0.02,
+) -> Path:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    corpus = list(texts) + ['{"entailment": 0.25, "neutral": 0.5, "contradiction": 0.25}'] * 5
+    tok = bpe_tokenizer(corpus, vocab_size, SPECIAL, CHATML)
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+        initializer_range=initializer_range,  # larger: less uniform logits, varied greedy outputs
+    )
+    model = Qwen2ForCausalLM(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+# The Omni chat template's behaviour, written out for the tiny thinker: Qwen's default system prompt when
+# the conversation has none; audio content renders as <|audio_bos|><|AUDIO|><|audio_eos|>
+OMNI_SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<pad>",
+    "<|AUDIO|>",
+    "<|audio_bos|>",
+    "<|audio_eos|>",
+    "<|IMAGE|>",
+    "<|VIDEO|>",
+    "<|vision_bos|>",
+    "<|vision_eos|>",
+]
+OMNI_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n" + "{{ default_system }}"
+    "<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+    "{% elif part['type'] == 'image' %}<|vision_bos|><|IMAGE|><|vision_eos|>"
+    "{% elif part['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _omni_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer with the Omni special tokens (and their names, as Qwen's has them)."""
+    from shala_lib.generation.omni import OMNI_SYSTEM_PROMPT
+
+    corpus = list(texts) + ['{"angry": 0.25, "neutral": 0.5, "sad": 0.25}'] * 5
+    template = OMNI_CHAT_TEMPLATE.replace("{{ default_system }}", OMNI_SYSTEM_PROMPT)
+    return bpe_tokenizer(corpus, vocab_size, OMNI_SPECIAL, template, OMNI_TOKEN_NAMES)
+
+
+OMNI_TOKEN_NAMES = {
+    "audio_token": "<|AUDIO|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+    "image_token": "<|IMAGE|>",
+    "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+}
+
+
+def thinker_config(
+    tok: Any, size: str = "tiny", hidden_size: int = 64, layers: int = 2, initializer_range: float = 0.02
+) -> Any:
+    """A Qwen2.5-Omni thinker config whose special token ids are `tok`'s. `size="7b"`: the dimensions of
+    Qwen2.5-Omni-7B's thinker (text 3584 x 28 layers, 152,064-entry vocabulary, 32-layer audio encoder,
+    32-layer vision tower: transformers' defaults) for random-init GPU measurements; "tiny": text hidden
+    `hidden_size`, 1 audio layer, 1 vision layer."""
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in OMNI_TOKEN_NAMES.items()}
+    special = dict(
+        audio_token_id=ids["audio_token"],
+        image_token_id=ids["image_token"],
+        video_token_id=ids["video_token"],
+        audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"],
+        vision_start_token_id=ids["vision_bos_token"],  # a fresh config lacks it; get_rope_index reads it
+        vision_end_token_id=ids["vision_eos_token"],
+    )
+    text_special = {"eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    if size == "7b":
+        return Qwen2_5OmniThinkerConfig(
+            text_config={
+                "vocab_size": 152_064,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                **text_special,
+            },
+            **special,
+        )
+    if size != "tiny":
+        raise ValueError(f"size must be 'tiny' or '7b', got {size!r}")
+    head_dim = hidden_size // 4
+    return Qwen2_5OmniThinkerConfig(
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": hidden_size,
+            "intermediate_size": hidden_size * 2,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1e6,
+                "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8],  # sums to head_dim / 2
+            },
+            "tie_word_embeddings": True,
+            "initializer_range": initializer_range,
+            **text_special,
+        },
+        audio_config={
+            "d_model": 32,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 64,
+            "num_mel_bins": 128,
+            "output_dim": hidden_size,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "fullatt_block_indexes": [0],
+        },
+        initializer_range=initializer_range,
+        **special,
+    )
+
+
+def build_tiny_thinker(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    vocab_size: int = 600,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    initializer_range: float = 0.02,
+    size: str = "tiny",
+    with_weights: bool = True,
+) -> Path:
+    """A random Qwen2.5-Omni thinker directory (`thinker_config`: ~0.2M parameters at the tiny size) with
+    a BPE tokenizer trained on `texts`, an Omni-style chat template and the real model's
+    WhisperFeatureExtractor settings (128 mel bins, 16 kHz, 3,000 frames). Built offline.
+    `with_weights=False` writes config, tokenizer and feature extractor only (the 7B size is built in
+    memory from the config by the GPU proof instead of being written to disk)."""
+    import torch
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration, WhisperFeatureExtractor
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    tok = _omni_tokenizer(texts, vocab_size)
+    cfg = thinker_config(tok, size, hidden_size, layers, initializer_range)
+    out.mkdir(parents=True, exist_ok=True)
+    if with_weights:
+        torch.manual_seed(seed)
+        model = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
+        model.generation_config.eos_token_id = tok.eos_token_id
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.save_pretrained(out)
+    else:
+        cfg.save_pretrained(out)
+    tok.save_pretrained(out)
+    # the real model's feature extractor: 128 mel bins, 16 kHz, 30 s windows of 3,000 frames (10 ms hop)
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30, n_fft=400, hop_length=160)
+    fe.save_pretrained(out)
+    return out

@@ -1,0 +1,1 @@
+"""The headless runner and notebook 01's preparation step."""

@@ -1,0 +1,1 @@
+"""GRPO training: experiment config, trainers, callbacks, run folders, warm-up, dispatch."""
