@@ -26,7 +26,7 @@
 
 # %% tags=["parameters"]
 CONFIG = "configs/chaosnli_smollm2.yaml"  # experiment YAML (see configs/)
-METHODS = ["shala", "shala_no_ambi", "mls"]
+METHODS = None  # None: every registered method that trains (shala_lib.scoring.methods), in its order
 PROFILE = "smoke"  # smoke: CPU-sized overrides below are applied when no GPU is present
 GPUS = None  # None: all visible GPUs
 OUTPUT_DIR = "runs/train"
@@ -58,9 +58,12 @@ from IPython.display import Markdown, display
 
 from shala_lib.paths import method_run_dir
 from shala_lib.pipeline.prepare import write_table
+from shala_lib.scoring.methods import trained_methods
 from shala_lib.training.config import ExperimentConfig
 from shala_lib.training.dispatch import gpu_count, run_streaming, training_command
 from shala_lib.viz.plots import plot_training_curves, save_figure
+
+METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
 gpus = gpu_count() if GPUS is None else GPUS
 extra = list(OVERRIDES)

@@ -30,7 +30,7 @@ ZERO_SHOT_FILE = "runs/zero_shot/predictions_chaosnli_test_zero_shot_prefill.jso
 TRAIN_DIR = "runs/train"  # from notebook 03
 RUN_PREFIX = "chaosnli_smollm2_shala"  # the config's name
 PROFILE = "smoke"
-METHODS = ["mls", "shala_no_ambi", "shala"]
+METHODS = None  # None: every registered method that trains (shala_lib.scoring.methods), in its order
 N_BOOT = 1000
 SEED = 42
 DATA_DIR = None
@@ -50,7 +50,9 @@ from shala_lib.evaluation.tables import (
 )
 from shala_lib.pipeline.prepare import write_table
 from shala_lib.scoring.collapse import warn_if_collapsed
-from shala_lib.scoring.rewards import METHOD_LABELS
+from shala_lib.scoring.methods import method_label, trained_methods
+
+METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
 cmp = load_comparison(
     DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED, with_baselines=True
@@ -72,9 +74,9 @@ print(
 # %%
 for _, row in scores[(scores["block"] == blocks[0].name) & scores["method"].isin(["zero_shot", *METHODS])].iterrows():
     if row["input_independent"]:
-        warn_if_collapsed(row.to_dict(), f"{METHOD_LABELS.get(row['method'], row['method'])} on {spec.name}")
-t1 = table1(scores, labels=METHOD_LABELS)
-write_table1(scores, RESULTS_DIR, f"table1_{spec.name}_{PROFILE}", labels=METHOD_LABELS)
+        warn_if_collapsed(row.to_dict(), f"{method_label(row['method'])} on {spec.name}")
+t1 = table1(scores)
+write_table1(scores, RESULTS_DIR, f"table1_{spec.name}_{PROFILE}")
 display(Markdown(t1.to_markdown(index=False)))
 
 # %% [markdown]
@@ -89,7 +91,7 @@ ci.pivot(index=["block", "method"], columns="metric", values=["ci_low", "ci_high
 # ## Table 2: beside published numbers (sources and JSD log base per row; base 2 = 1.2011 × base e)
 
 # %%
-ours = scores[scores["method"].isin(["zero_shot", *METHODS])].assign(method=lambda d: d["method"].map(METHOD_LABELS))
+ours = scores[scores["method"].isin(["zero_shot", *METHODS])].assign(method=lambda d: d["method"].map(method_label))
 t2 = table2_blocks(ours, blocks)
 write_table(t2, RESULTS_DIR, f"table2_{spec.name}_{PROFILE}", floatfmt=".3f")
 t2

@@ -26,7 +26,7 @@ ZERO_SHOT_FILE = "runs/zero_shot/predictions_chaosnli_test_zero_shot_prefill.jso
 TRAIN_DIR = "runs/train"  # from notebook 03
 RUN_PREFIX = "chaosnli_smollm2_shala"
 PROFILE = "smoke"
-METHODS = ["mls", "shala_no_ambi", "shala"]
+METHODS = None  # None: every registered method that trains (shala_lib.scoring.methods), in its order
 SEED = 42
 DATA_DIR = None
 RESULTS_DIR = "results"
@@ -46,7 +46,10 @@ from shala_lib.evaluation.analysis import (
 )
 from shala_lib.evaluation.tables import load_comparison
 from shala_lib.pipeline.prepare import write_table
+from shala_lib.scoring.methods import trained_methods
 from shala_lib.viz.plots import save_figure
+
+METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
 cmp = load_comparison(DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED)
 spec, items, gold, preds, files = cmp.spec, cmp.items, cmp.gold, cmp.preds, cmp.files

@@ -27,7 +27,7 @@ MODALITY = None  # None: the dataset's own (MSP-Podcast: speech+text, needs Qwen
 TRAIN_DIR = "runs/train"  # from notebook 03
 RUN_PREFIX = "chaosnli_smollm2_shala"
 PROFILE = "smoke"
-METHODS = ["mls", "shala_no_ambi", "shala"]
+METHODS = None  # None: every registered method that trains (shala_lib.scoring.methods), in its order
 N_COUNT_ITEMS = 60  # test items for the counts (None: all)
 MAX_NEW_TOKENS = 512  # the reasoning variant needs room
 BATCH_SIZE = 16
@@ -48,6 +48,9 @@ from shala_lib.evaluation.reasoning import example_tables, interpretation_counts
 from shala_lib.generation.inference import predict
 from shala_lib.generation.models import load_model
 from shala_lib.pipeline.prepare import write_table
+from shala_lib.scoring.methods import trained_methods
+
+METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
 spec = get_spec(DATASET)
 table = load(DATASET, data_dir=DATA_DIR, seed=SEED)

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from shala_lib.data.loading import load
-from shala_lib.evaluation.analysis import METHOD_COLORS
+from shala_lib.scoring.methods import method_palette
 
 METHODS = ("zero_shot", "shala")
 TOKEN = "shala-browser-test"
@@ -195,7 +195,7 @@ def test_inspector_renders_and_responds_in_jupyterlab(tmp_path: Path, shared_dat
         browser.close()
 
     # renders: the picture holds the human bars (black) and each method's colour, and is not blank
-    for colour in ("#000000", *(METHOD_COLORS[m] for m in METHODS)):
+    for colour in ("#000000", *(method_palette(METHODS)[m] for m in METHODS)):
         assert _colour_pixels(before, colour) > 200, f"{colour} bars missing from {before}"
     img_before, img_after = mpimg.imread(before)[..., :3], mpimg.imread(after)[..., :3]
     assert len(np.unique(img_before.reshape(-1, 3), axis=0)) > 50
@@ -204,5 +204,5 @@ def test_inspector_renders_and_responds_in_jupyterlab(tmp_path: Path, shared_dat
     assert any(p in text_after for p in facts["medium_premises"])  # type: ignore[attr-defined]
     if img_before.shape == img_after.shape:
         assert np.abs(img_before - img_after).max(axis=-1).mean() > 0.001
-    for colour in ("#000000", *(METHOD_COLORS[m] for m in METHODS)):
+    for colour in ("#000000", *(method_palette(METHODS)[m] for m in METHODS)):
         assert _colour_pixels(after, colour) > 200, f"{colour} bars missing from {after}"

@@ -38,13 +38,13 @@ def test_rank_marks_follow_metric_direction_and_skip_data_only_rows():
 
 def test_table1_like_the_paper():
     md = table1(_scores()).set_index("Method")
-    assert md.loc["shala", "JSD"] == "**0.181 (+51.7%)**"
-    assert md.loc["mls", "JSD"] == "0.477 (-27.2%)"
-    assert md.loc["zero_shot", "JSD"] == "<u>0.375</u>"
-    assert md.loc["mls", "Acc"] == "<u>0.699 (+15.9%)</u>"
-    assert md.loc["zero_shot", "Unparsable"] == 5
+    assert md.loc["SHALA-LLM", "JSD"] == "**0.181 (+51.7%)**"
+    assert md.loc["MLS", "JSD"] == "0.477 (-27.2%)"
+    assert md.loc["Zero-shot", "JSD"] == "<u>0.375</u>"
+    assert md.loc["MLS", "Acc"] == "<u>0.699 (+15.9%)</u>"
+    assert md.loc["Zero-shot", "Unparsable"] == 5
     tex = table1(_scores(), style="latex").set_index("Method")
-    assert tex.loc["shala", "BC"] == "\\textbf{0.966 (+13.6%)}"
+    assert tex.loc["SHALA-LLM", "BC"] == "\\textbf{0.966 (+13.6%)}"
 
 
 def test_published_results_have_sources_and_bases():

@@ -10,19 +10,8 @@ import pandas as pd
 import seaborn as sns
 
 from shala_lib.evaluation.significance import degradation_test
-from shala_lib.scoring.metrics import METRIC_LABELS, evaluate_by, evaluate_by_class, per_item
-from shala_lib.scoring.rewards import METHOD_LABELS
-
-# one colour per method, the same in every figure
-METHOD_COLORS: dict[str, str] = {
-    "zero_shot": "#7f7f7f",
-    "mls": "#1f77b4",
-    "shala_no_ambi": "#ff7f0e",
-    "shala": "#2ca02c",
-    "uniform": "#c7c7c7",
-    "constant_mean": "#9467bd",
-    "majority_oracle": "#8c564b",
-}
+from shala_lib.scoring.methods import method_label, method_palette
+from shala_lib.scoring.metrics import evaluate_by, evaluate_by_class, figure_metrics, metric_label, per_item
 
 
 def per_item_scores(preds: Mapping[str, np.ndarray], gold: np.ndarray, items: pd.DataFrame) -> pd.DataFrame:
@@ -60,21 +49,36 @@ def grouped_class_metrics(
     )
 
 
-def method_palette(methods: Sequence[str]) -> dict[str, str]:
-    """Each method's fixed colour (METHOD_COLORS; one fallback colour for others)."""
-    return {m: METHOD_COLORS.get(m, "#17becf") for m in methods}
-
-
 def plot_by_level(scores: pd.DataFrame, grouped: pd.DataFrame, order: Sequence[str], title: str = "") -> plt.Figure:
-    """Boxplots of per-item JSD and BC, lines of Acc and macro F1, per ambiguity level."""
+    """Figure 2: one panel per registered figure metric (`Metric.in_figure`; JSD, BC, Acc, macro F1),
+    per ambiguity level: boxplots of a per-item metric's item values (`scores`, from `per_item_scores`),
+    lines of a set metric's value per level (`grouped`, from `grouped_metrics`)."""
     methods = list(dict.fromkeys(scores["method"]))
     pal = method_palette(methods)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for ax, metric, label in ((axes[0], "jsd", "JSD (lower is better)"), (axes[1], "bc", "BC (higher is better)")):
+    panels = figure_metrics()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+    axes = axes[0]
+    g = grouped[grouped["group"] != "all"]
+    for ax, m in zip(axes, panels):
+        if m.per_item is None:
+            sns.lineplot(
+                data=g,
+                x="group",
+                y=m.name,
+                hue="method",
+                hue_order=methods,
+                palette=pal,
+                marker="o",
+                ax=ax,
+                legend=False,
+                sort=False,
+            )
+            ax.set(title=m.panel_title, xlabel="ambiguity level", ylabel="")
+            continue
         sns.boxplot(
             data=scores,
             x="ambiguity_level",
-            y=metric,
+            y=m.name,
             hue="method",
             order=list(order),
             hue_order=methods,
@@ -83,22 +87,8 @@ def plot_by_level(scores: pd.DataFrame, grouped: pd.DataFrame, order: Sequence[s
             fliersize=1,
             legend=ax is axes[0],
         )
-        ax.set(title=label, xlabel="ambiguity level", ylabel="")
-    g = grouped[grouped["group"] != "all"]
-    for ax, metric, label in ((axes[2], "acc", "Accuracy"), (axes[3], "f1", "Macro F1")):
-        sns.lineplot(
-            data=g,
-            x="group",
-            y=metric,
-            hue="method",
-            hue_order=methods,
-            palette=pal,
-            marker="o",
-            ax=ax,
-            legend=False,
-            sort=False,
-        )
-        ax.set(title=label, xlabel="ambiguity level", ylabel="")
+        direction = "higher" if m.higher_is_better else "lower"
+        ax.set(title=f"{m.panel_title} ({direction} is better)", xlabel="ambiguity level", ylabel="")
     _figure_legend(fig, axes[0], len(methods))
     fig.suptitle(title)
     return fig
@@ -111,7 +101,7 @@ def _figure_legend(fig: plt.Figure, ax: plt.Axes, n: int) -> None:
         ax.get_legend().remove()
     fig.tight_layout(rect=(0, 0.1, 1, 0.94))
     if handles:
-        fig.legend(handles, [METHOD_LABELS.get(x, x) for x in labels], loc="lower center", ncol=n, frameon=False)
+        fig.legend(handles, [method_label(x) for x in labels], loc="lower center", ncol=n, frameon=False)
 
 
 def plot_by_class(grouped: pd.DataFrame, classes: Sequence[str], title: str = "") -> plt.Figure:
@@ -120,7 +110,7 @@ def plot_by_class(grouped: pd.DataFrame, classes: Sequence[str], title: str = ""
     methods = list(dict.fromkeys(grouped["method"]))
     g = grouped[grouped["group"] != "all"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
-    panels = (("jsd", "JSD"), ("bc", "BC"), ("acc", "Accuracy"), ("class_f1", METRIC_LABELS["class_f1"]))
+    panels = (("jsd", "JSD"), ("bc", "BC"), ("acc", "Accuracy"), ("class_f1", metric_label("class_f1")))
     for ax, (metric, label) in zip(axes.flat, panels):
         sns.barplot(
             data=g,
@@ -148,7 +138,7 @@ def degradation_table(scores: pd.DataFrame, order: Sequence[str], metric: str = 
         test = degradation_test(part[metric].to_numpy(), part["ambiguity_level"].to_numpy(), order)
         rows.append(
             {
-                "method": METHOD_LABELS.get(method, method),
+                "method": method_label(method),
                 **{f"{metric}_{lvl}": means.get(lvl, np.nan) for lvl in order},
                 f"change_{order[0]}_to_{order[-1]}_%": (last - first) / abs(first) * 100 if first else np.nan,
                 "p_kruskal": test["p_kruskal"],

@@ -22,13 +22,12 @@ import numpy as np
 import pandas as pd
 
 from shala_lib.data.specs import DatasetSpec
-from shala_lib.evaluation.reference import BASELINES
 from shala_lib.evaluation.significance import bootstrap_ci
 from shala_lib.paths import method_run_dir
 from shala_lib.scoring.collapse import best_constant, collapse_stats
-from shala_lib.scoring.metrics import HIGHER_IS_BETTER, METRIC_LABELS, evaluate, format_with_change
+from shala_lib.scoring.methods import data_only_methods, method_label
+from shala_lib.scoring.metrics import evaluate, format_with_change, higher_is_better, metric_label, table_metrics
 
-TABLE_METRICS: tuple[str, ...] = ("jsd", "bc", "acc", "f1", "wf1")
 JSD_E_TO_2 = 1.0 / math.sqrt(math.log(2.0))  # base-2 JS distance = 1.2011 x base-e
 
 
@@ -91,16 +90,19 @@ def stack_blocks(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 
 def rank_marks(
-    table: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS, exclude: Sequence[str] = BASELINES
+    table: pd.DataFrame, metrics: Sequence[str] | None = None, exclude: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """'best' / 'second' / '' per cell, by each metric's direction, among the ranked rows."""
+    """'best' / 'second' / '' per cell, by each metric's direction, among the ranked rows (all but the
+    data-only reference rows unless `exclude` says otherwise)."""
+    metrics = table_metrics() if metrics is None else metrics
+    exclude = data_only_methods() if exclude is None else exclude
     marks = pd.DataFrame("", index=table.index, columns=list(metrics))
     ranked = table[~table["method"].isin(exclude)]
     for m in metrics:
         vals = ranked[m].dropna()
         if vals.empty:
             continue
-        order = vals.sort_values(ascending=not HIGHER_IS_BETTER[m])
+        order = vals.sort_values(ascending=not higher_is_better(m))
         unique = order.unique()
         marks.loc[order.index[order == unique[0]], m] = "best"
         if len(unique) > 1:
@@ -112,7 +114,7 @@ def table1(
     table: pd.DataFrame,
     reference: str = "zero_shot",
     style: str = "markdown",
-    metrics: Sequence[str] = TABLE_METRICS,
+    metrics: Sequence[str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Formatted Table 1: value (change vs reference), best bold, second underlined
@@ -131,19 +133,20 @@ def table1(
     if reference not in set(table["method"]):
         raise ValueError(f"reference method {reference!r} not in the table ({sorted(table['method'])})")
     ref = table.set_index("method").loc[reference]
+    metrics = table_metrics() if metrics is None else metrics
     marks = rank_marks(table, metrics)
     wrap = {
         "markdown": {"best": "**{}**", "second": "<u>{}</u>", "": "{}"},
         "latex": {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}", "": "{}"},
         "plain": {"best": "{}", "second": "{}", "": "{}"},
     }[style]
-    out = pd.DataFrame({"Method": [(labels or {}).get(m, m) for m in table["method"]]})
+    out = pd.DataFrame({"Method": [(labels or {}).get(m, method_label(m)) for m in table["method"]]})
     for m in metrics:
         cells = []
         for i, row in table.iterrows():
             base = None if row["method"] == reference else float(ref[m])
             cells.append(wrap[marks.loc[i, m]].format(format_with_change(float(row[m]), base, m)))
-        out[METRIC_LABELS[m]] = cells
+        out[metric_label(m)] = cells
     out["Unparsable"] = table["n_unparsable"].astype(int).to_numpy()
     if "n_distinct" in table.columns:  # collapse statistics, beside each row
         out["Distinct answers"] = table["n_distinct"].astype(int).to_numpy()

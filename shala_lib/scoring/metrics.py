@@ -13,35 +13,14 @@ Unparsable predictions are rows of NaN. How they enter the metrics is `unparsabl
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 Unparsable = Literal["uniform", "exclude"]
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "jsd": False,
-    "jsd_e": False,
-    "bc": True,
-    "kl": False,
-    "tvd": False,
-    "acc": True,
-    "f1": True,
-    "wf1": True,
-    "class_f1": True,
-}
-METRIC_LABELS: dict[str, str] = {
-    "jsd": "JSD",
-    "bc": "BC",
-    "acc": "Acc",
-    "f1": "F1",
-    "wf1": "W-F1",
-    "jsd_e": "JSD (base e)",
-    "kl": "KL",
-    "tvd": "TVD",
-    "class_f1": "F1 of the class",
-}
 
 
 def _as_2d(p: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> tuple[np.ndarray, bool]:
@@ -132,6 +111,110 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[f
     return macro, weighted, f1
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One metric, everything the workbench needs to know about it.
+
+    `per_item(pred, gold)` gives one value per item (the metric is their mean, and Figure 2 shows it as
+    boxplots per ambiguity level); `aggregate(pred, gold)` gives one value for a set of items (accuracy,
+    F1; Figure 2 shows it as lines). Both take (items x classes) arrays with unparsable rows already
+    handled. A metric with neither is computed elsewhere (`class_f1`, by `evaluate_by_class`).
+    `in_table`: a column of Table 1; `in_figure`: a panel of Figure 2.
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool
+    per_item: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    aggregate: Callable[[np.ndarray, np.ndarray], float] | None = None
+    title: str = ""  # the figure panel's title; the label when empty
+    in_table: bool = False
+    in_figure: bool = False
+
+    @property
+    def panel_title(self) -> str:
+        return self.title or self.label
+
+
+def _labels(pred: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    return np.argmax(gold, axis=1), np.argmax(pred, axis=1), pred.shape[1]
+
+
+def accuracy(pred: np.ndarray, gold: np.ndarray) -> float:
+    yt, yp, _ = _labels(pred, gold)
+    return float(np.mean(yt == yp))
+
+
+def macro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
+    return f1_scores(*_labels(pred, gold))[0]
+
+
+def weighted_f1(pred: np.ndarray, gold: np.ndarray) -> float:
+    return f1_scores(*_labels(pred, gold))[1]
+
+
+_METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric, replace: bool = False) -> Metric:
+    """Add a metric to every table, figure and `evaluate` result that lists metrics (one place)."""
+    if metric.name in _METRICS and not replace:
+        raise ValueError(f"metric {metric.name!r} is already registered (pass replace=True to redefine it)")
+    _METRICS[metric.name] = metric
+    return metric
+
+
+def unregister_metric(name: str) -> None:
+    _METRICS.pop(name, None)
+
+
+def registered_metrics() -> tuple[Metric, ...]:
+    """All metrics, in registration order (the order of `evaluate`'s keys and of table columns)."""
+    from shala_lib.scoring.plugins import load_plugins
+
+    load_plugins()
+    return tuple(_METRICS.values())
+
+
+def get_metric(name: str) -> Metric:
+    metrics = {m.name: m for m in registered_metrics()}
+    if name not in metrics:
+        raise KeyError(f"unknown metric {name!r}; registered: {sorted(metrics)}")
+    return metrics[name]
+
+
+def higher_is_better(name: str) -> bool:
+    return get_metric(name).higher_is_better
+
+
+def metric_label(name: str) -> str:
+    return get_metric(name).label
+
+
+def table_metrics() -> tuple[str, ...]:
+    """Table 1's metric columns."""
+    return tuple(m.name for m in registered_metrics() if m.in_table)
+
+
+def figure_metrics() -> tuple[Metric, ...]:
+    """Figure 2's panels, in order."""
+    return tuple(m for m in registered_metrics() if m.in_figure)
+
+
+for _m in (
+    Metric("jsd", "JSD", False, per_item=lambda p, g: js_distance(p, g), in_table=True, in_figure=True),  # type: ignore[arg-type,return-value]
+    Metric("jsd_e", "JSD (base e)", False, per_item=lambda p, g: js_distance(p, g, base=math.e)),  # type: ignore[arg-type,return-value]
+    Metric("bc", "BC", True, per_item=lambda p, g: bhattacharyya(p, g), in_table=True, in_figure=True),  # type: ignore[arg-type,return-value]
+    Metric("kl", "KL", False, per_item=lambda p, g: kl_divergence(g, p)),  # type: ignore[arg-type,return-value]
+    Metric("tvd", "TVD", False, per_item=lambda p, g: total_variation(p, g)),  # type: ignore[arg-type,return-value]
+    Metric("acc", "Acc", True, aggregate=accuracy, title="Accuracy", in_table=True, in_figure=True),
+    Metric("f1", "F1", True, aggregate=macro_f1, title="Macro F1", in_table=True, in_figure=True),
+    Metric("wf1", "W-F1", True, aggregate=weighted_f1, in_table=True),
+    Metric("class_f1", "F1 of the class", True),
+):
+    register_metric(_m)
+
+
 def prepare(pred: np.ndarray, unparsable: Unparsable = "uniform") -> tuple[np.ndarray, np.ndarray]:
     """(predictions with unparsable rows handled, mask of rows kept)."""
     p, _ = _as_2d(pred)
@@ -150,13 +233,10 @@ def per_item(pred: np.ndarray, gold: np.ndarray, unparsable: Unparsable = "unifo
     g, _ = _as_2d(gold)
     p, keep = prepare(pred, unparsable)
     g = g[keep]
+    values = {m.name: np.asarray(m.per_item(p, g), dtype=float) for m in registered_metrics() if m.per_item}
     return pd.DataFrame(
         {
-            "jsd": js_distance(p, g),
-            "jsd_e": js_distance(p, g, base=math.e),
-            "bc": bhattacharyya(p, g),
-            "kl": kl_divergence(g, p),
-            "tvd": total_variation(p, g),
+            **values,
             "pred_label": np.argmax(p, axis=1),
             "gold_label": np.argmax(g, axis=1),
             "correct": np.argmax(p, axis=1) == np.argmax(g, axis=1),
@@ -188,19 +268,12 @@ def evaluate(
         "parse_rate": 1.0 - n_bad / len(p_raw) if len(p_raw) else float("nan"),
     }
     if len(p) == 0:
-        return {**out, **{k: float("nan") for k in HIGHER_IS_BETTER}}
-    yt, yp = np.argmax(g, axis=1), np.argmax(p, axis=1)
-    macro, weighted, _ = f1_scores(yt, yp, len(classes))
-    out.update(
-        jsd=float(np.mean(js_distance(p, g))),
-        jsd_e=float(np.mean(js_distance(p, g, base=math.e))),
-        bc=float(np.mean(bhattacharyya(p, g))),
-        kl=float(np.mean(kl_divergence(g, p))),
-        tvd=float(np.mean(total_variation(p, g))),
-        acc=float(np.mean(yt == yp)),
-        f1=macro,
-        wf1=weighted,
-    )
+        return {**out, **{m.name: float("nan") for m in registered_metrics()}}
+    for m in registered_metrics():
+        if m.per_item is not None:
+            out[m.name] = float(np.mean(m.per_item(p, g)))
+        elif m.aggregate is not None:
+            out[m.name] = float(m.aggregate(p, g))
     return out
 
 
@@ -208,7 +281,7 @@ def relative_change(value: float, reference: float, metric: str) -> float:
     """Percent change against a reference, signed so that + means better (paper Table 1)."""
     if reference == 0 or not np.isfinite(reference):
         return float("nan")
-    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    sign = 1.0 if higher_is_better(metric) else -1.0
     return sign * (value - reference) / abs(reference) * 100.0
 
 

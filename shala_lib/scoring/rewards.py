@@ -9,7 +9,7 @@ A row of NaN in `pred` means the completion could not be parsed: it scores 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -17,18 +17,6 @@ from shala_lib.data.distributions import normalized_entropy
 from shala_lib.data.specs import DatasetSpec
 from shala_lib.generation.parsing import USABLE, parse_distribution
 from shala_lib.scoring.metrics import js_distance
-
-Method = Literal["shala", "shala_no_ambi", "mls"]
-METHODS: tuple[str, ...] = ("shala", "shala_no_ambi", "mls")
-METHOD_LABELS: dict[str, str] = {
-    "zero_shot": "Zero-shot",
-    "mls": "MLS",
-    "shala_no_ambi": "SHALA-LLM (w/o Ambi-En)",
-    "shala": "SHALA-LLM",
-    "uniform": "Uniform (data only)",
-    "constant_mean": "Constant train mean (data only)",
-    "majority_oracle": "One-hot majority oracle (data only)",
-}
 
 
 def _arrays(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,13 +56,6 @@ def majority_reward(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return r
 
 
-REWARD_ARRAYS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "shala": shala_reward,
-    "shala_no_ambi": shala_no_ambi_reward,
-    "mls": majority_reward,
-}
-
-
 def completion_text(completion: Any) -> str:
     """Text of a TRL completion: a string (standard) or a list of messages (conversational)."""
     if isinstance(completion, str):
@@ -94,7 +75,7 @@ def make_reward_func(
     on_scored: Callable[[dict[str, Any], list[str], list[float], list[str]], None] | None = None,
     sum_tolerance: float | None = None,
 ) -> Callable[..., list[float]]:
-    """A TRL `GRPOTrainer` reward function for `method`.
+    """A TRL `GRPOTrainer` reward function for `method` (its registered reward, `shala_lib.scoring.methods`).
 
     TRL calls it as `f(prompts=..., completions=..., completion_ids=..., **dataset_columns)`;
     the target distribution comes from the dataset column `target_column`. `prefill` is the
@@ -108,9 +89,12 @@ def make_reward_func(
     With a tolerance, a completion whose raw values sum further than it from 1 scores 0, like an
     unparsable one (its status becomes `off_simplex`).
     """
-    if method not in REWARD_ARRAYS:
-        raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
-    fn = REWARD_ARRAYS[method]
+    from shala_lib.scoring.methods import registered_methods
+
+    trains = {m.name: m.reward for m in registered_methods() if m.reward is not None}
+    if method not in trains:
+        raise ValueError(f"unknown method {method!r}; use one of {tuple(trains)} (shala_lib.scoring.methods)")
+    fn = trains[method]
 
     def reward(prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), **kwargs: Any) -> list[float]:
         if target_column not in kwargs:

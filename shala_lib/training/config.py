@@ -160,10 +160,10 @@ class ExperimentConfig:
         return ExperimentConfig.from_dict(data, source="overrides")
 
     def validate(self, source: str = "config") -> None:
-        from shala_lib.scoring.rewards import METHODS
+        from shala_lib.scoring.methods import trained_methods
 
-        if self.method not in METHODS:
-            raise ValueError(f"{source}: method must be one of {METHODS}, got {self.method!r}")
+        if self.method not in trained_methods():
+            raise ValueError(f"{source}: method must be one of {trained_methods()}, got {self.method!r}")
         if self.prompt_variant not in ("paper", "reasoning"):
             raise ValueError(f"{source}: prompt_variant must be 'paper' or 'reasoning'")
         from shala_lib.data.specs import MODALITIES

@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from shala_lib.data.specs import DatasetSpec
+from shala_lib.scoring.methods import method_palette
 
 TRAINING_CURVES: tuple[tuple[str, str], ...] = (
     ("reward", "reward (mean)"),
@@ -73,9 +74,18 @@ def plot_training_curves(metrics: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, axes = plt.subplots(1, max(len(cols), 1), figsize=(3.4 * max(len(cols), 1), 3))
     axes = [axes] if len(cols) <= 1 else list(axes)
     hue = "method" if "method" in metrics.columns else None
+    # each method in its colour of every other figure
+    palette = method_palette(list(dict.fromkeys(metrics["method"]))) if hue else None
     for ax, (col, label) in zip(axes, cols):
         sns.lineplot(
-            data=metrics.dropna(subset=[col]), x="step", y=col, hue=hue, ax=ax, marker="o", legend=ax is axes[0]
+            data=metrics.dropna(subset=[col]),
+            x="step",
+            y=col,
+            hue=hue,
+            palette=palette,
+            ax=ax,
+            marker="o",
+            legend=ax is axes[0],
         )
         ax.set(title=label, xlabel="optimizer step", ylabel="")
     fig.suptitle(title)

@@ -15,10 +15,9 @@ import pandas as pd
 from IPython.display import display
 
 from shala_lib.data.specs import DatasetSpec
-from shala_lib.evaluation.analysis import method_palette
 from shala_lib.generation.inference import pred_vector
+from shala_lib.scoring.methods import method_label, method_palette
 from shala_lib.scoring.metrics import bhattacharyya, js_distance
-from shala_lib.scoring.rewards import METHOD_LABELS
 
 ALL = "(all)"
 
@@ -158,7 +157,7 @@ class SampleInspector:
         fig, ax = plt.subplots(figsize=(7, 2.8))
         s.T.plot.bar(ax=ax, color=colors, rot=0, width=0.8)
         ax.set(ylim=(0, 1), ylabel="probability", title=f"{item_id}")
-        ax.legend([METHOD_LABELS.get(m, m) for m in s.index], fontsize=8, ncol=2)
+        ax.legend([method_label(m) for m in s.index], fontsize=8, ncol=2)
         fig.tight_layout()
         return fig
 
