@@ -28,8 +28,9 @@ import pandas as pd
 from shala_lib.data.loading import load
 from shala_lib.data.specs import get_spec
 from shala_lib.evaluation.reference import baseline_predictions
-from shala_lib.generation.inference import attach_gold, predict, read_predictions
+from shala_lib.generation.inference import predict
 from shala_lib.generation.models import load_model, resolve_model
+from shala_lib.generation.predictions import attach_gold, read_predictions
 from shala_lib.scoring.collapse import collapse_stats
 from shala_lib.scoring.metrics import evaluate
 from shala_lib.training.config import ExperimentConfig

@@ -23,6 +23,7 @@
 # %% tags=["parameters"]
 DATASETS = ["chaosnli", "goemotions", "msp_podcast"]  # datasets to prepare
 SEED = 42  # split seed
+LOAD_OPTIONS = {}  # loader options for every dataset, e.g. {"subset": "snli"} (see data.loading.load)
 DATA_DIR = None  # data root; None: $SHALA_DATA_DIR or ../shared/data
 PROCESSED_DIR = "runs/processed"  # processed parquet tables
 RESULTS_DIR = "results"  # statistics tables (CSV, Markdown, LaTeX)
@@ -36,7 +37,10 @@ from IPython.display import Markdown, display
 from shala_lib.pipeline.prepare import prepare_dataset
 
 logging.basicConfig(level=logging.WARNING)
-prepared = {name: prepare_dataset(name, SEED, DATA_DIR, PROCESSED_DIR, RESULTS_DIR, FIGURES_DIR) for name in DATASETS}
+prepared = {
+    name: prepare_dataset(name, SEED, DATA_DIR, PROCESSED_DIR, RESULTS_DIR, FIGURES_DIR, **LOAD_OPTIONS)
+    for name in DATASETS
+}
 missing = {n: p.missing for n, p in prepared.items() if p.table is None}
 print(f"prepared: {[n for n in prepared if n not in missing]}; not available: {list(missing)}")
 for name, why in missing.items():

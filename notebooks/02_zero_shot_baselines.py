@@ -36,24 +36,25 @@ DATA_DIR = None
 OUT_DIR = "runs/zero_shot"  # predictions (resumable JSONL)
 RESULTS_DIR = "results"
 
+PROCESSED_DIR = None  # notebook 01's prepared tables (the runner passes them); None: read the data files
 # %%
 import logging
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shala_lib.data.loading import DataNotFoundError, load
+from shala_lib.data.loading import DataNotFoundError, dataset_table
 from shala_lib.data.specs import get_spec
 from shala_lib.evaluation.zero_shot import run_zero_shot
 from shala_lib.generation.models import load_model
-from shala_lib.pipeline.prepare import write_table
+from shala_lib.pipeline.artifacts import write_table
 
 logging.basicConfig(level=logging.WARNING)
 model, tokenizer = load_model(MODEL)
 tables = {}
 for name in DATASETS:
     try:
-        table = load(name, data_dir=DATA_DIR, seed=SEED)
+        table = dataset_table(name, PROCESSED_DIR, DATA_DIR, SEED)
     except DataNotFoundError as e:
         display(Markdown(f"**{name}** is not available: {e}"))
         continue

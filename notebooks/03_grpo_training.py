@@ -49,6 +49,7 @@ CPU_OVERRIDES = [
 RESULTS_DIR = "results"
 FIGURES_DIR = "figures"
 
+PROCESSED_DIR = None  # notebook 01's prepared tables (the runner passes them); None: read the data files
 # %%
 import json
 from pathlib import Path
@@ -57,7 +58,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from shala_lib.paths import method_run_dir
-from shala_lib.pipeline.prepare import write_table
+from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.methods import trained_methods
 from shala_lib.training.config import ExperimentConfig
 from shala_lib.training.dispatch import gpu_count, run_streaming, training_command
@@ -73,6 +74,8 @@ if gpus == 0:
 elif gpus == 1 and ONE_GPU_OVERRIDES:
     display(Markdown("**One GPU**: applying " + ", ".join(ONE_GPU_OVERRIDES) + " (see the config's comments)."))
     extra += ONE_GPU_OVERRIDES
+if PROCESSED_DIR is not None:  # train and evaluate on notebook 01's prepared table
+    extra.append(f"processed_dir={PROCESSED_DIR}")
 base = ExperimentConfig.from_yaml(CONFIG).with_overrides(list(OVERRIDES))  # names and dataset as trained
 runs = {}
 for method in METHODS:

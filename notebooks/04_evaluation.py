@@ -36,6 +36,7 @@ SEED = 42
 DATA_DIR = None
 RESULTS_DIR = "results"
 
+PROCESSED_DIR = None  # notebook 01's prepared tables (the runner passes them); None: read the data files
 # %%
 from IPython.display import Markdown, display
 
@@ -48,14 +49,23 @@ from shala_lib.evaluation.tables import (
     table_blocks,
     write_table1,
 )
-from shala_lib.pipeline.prepare import write_table
+from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.collapse import warn_if_collapsed
 from shala_lib.scoring.methods import method_label, trained_methods
 
 METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
 cmp = load_comparison(
-    DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED, with_baselines=True
+    DATASET,
+    ZERO_SHOT_FILE,
+    TRAIN_DIR,
+    RUN_PREFIX,
+    PROFILE,
+    METHODS,
+    DATA_DIR,
+    SEED,
+    with_baselines=True,
+    processed_dir=PROCESSED_DIR,
 )
 spec, items, gold, preds = cmp.spec, cmp.items, cmp.gold, cmp.preds
 blocks = table_blocks(spec, items)

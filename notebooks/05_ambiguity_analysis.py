@@ -33,6 +33,7 @@ RESULTS_DIR = "results"
 FIGURES_DIR = "figures"
 INTERACTIVE = True  # build the sample inspector and run comparer widgets
 
+PROCESSED_DIR = None  # notebook 01's prepared tables (the runner passes them); None: read the data files
 # %%
 from IPython.display import Markdown, display
 
@@ -45,13 +46,15 @@ from shala_lib.evaluation.analysis import (
     plot_by_level,
 )
 from shala_lib.evaluation.tables import load_comparison
-from shala_lib.pipeline.prepare import write_table
+from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.methods import trained_methods
 from shala_lib.viz.plots import save_figure
 
 METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
-cmp = load_comparison(DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED)
+cmp = load_comparison(
+    DATASET, ZERO_SHOT_FILE, TRAIN_DIR, RUN_PREFIX, PROFILE, METHODS, DATA_DIR, SEED, processed_dir=PROCESSED_DIR
+)
 spec, items, gold, preds, files = cmp.spec, cmp.items, cmp.gold, cmp.preds, cmp.files
 scores = per_item_scores(preds, gold, items)
 levels = list(spec.levels)
@@ -89,7 +92,7 @@ fig
 
 # %%
 if INTERACTIVE:
-    from shala_lib.generation.inference import read_predictions
+    from shala_lib.generation.predictions import read_predictions
     from shala_lib.viz.widgets import RunComparer, SampleInspector
 
     inspector = SampleInspector(items, {m: read_predictions(p) for m, p in files.items()}, spec)

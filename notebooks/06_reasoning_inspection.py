@@ -36,24 +36,25 @@ DATA_DIR = None
 OUT_DIR = "runs/reasoning"
 RESULTS_DIR = "results"
 
+PROCESSED_DIR = None  # notebook 01's prepared tables (the runner passes them); None: read the data files
 # %%
 import gc
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shala_lib.data.loading import first_items, load
+from shala_lib.data.loading import dataset_table, first_items
 from shala_lib.data.specs import get_spec
 from shala_lib.evaluation.reasoning import example_tables, interpretation_counts, pick_examples, reasoning_model_paths
 from shala_lib.generation.inference import predict
 from shala_lib.generation.models import load_model
-from shala_lib.pipeline.prepare import write_table
+from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.methods import trained_methods
 
 METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
 spec = get_spec(DATASET)
-table = load(DATASET, data_dir=DATA_DIR, seed=SEED)
+table = dataset_table(DATASET, PROCESSED_DIR, DATA_DIR, SEED)
 test = table[table["split"] == "test"]
 examples = pick_examples(test, spec.levels, seed=SEED)
 count_items = first_items(test, N_COUNT_ITEMS)  # every ambiguity level in turn

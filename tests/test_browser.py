@@ -89,7 +89,7 @@ def _write_notebook(folder: Path) -> Path:
     code = f"""
 import pandas as pd
 from IPython.display import display
-from shala_lib.generation.inference import read_predictions
+from shala_lib.generation.predictions import read_predictions
 from shala_lib.data.specs import CHAOSNLI
 from shala_lib.viz.widgets import SampleInspector
 

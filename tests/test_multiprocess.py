@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from shala_lib.generation.inference import read_predictions
+from shala_lib.generation.predictions import read_predictions
 
 KILLER = Path(__file__).with_name("mp_train_killed.py")
 STEPS, SAVE = 4, 2

@@ -52,7 +52,7 @@ def test_optional_absent_dataset_is_skipped_and_reported(tmp_path, shared_data):
     assert [p.name for p in written] == ["01_data_preparation.ipynb"]
     summary = json.loads((out / "runs" / "summary.json").read_text())
     assert [r["notebook"] for r in summary["skipped"]] == ["04_evaluation_msp_podcast"]
-    assert "msp_podcast_seed42.parquet" in summary["skipped"][0]["why"]
+    assert "msp_podcast.parquet" in summary["skipped"][0]["why"]
     nb1 = json.dumps(nbformat.read(written[0], as_version=4).cells[-3]["outputs"])
     assert "msp_podcast" in nb1 and "licensed" in nb1
     maj = pd.read_csv(out / "results" / "chaosnli_stats_by_majority.csv")

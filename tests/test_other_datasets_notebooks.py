@@ -73,7 +73,7 @@ def test_evaluation_and_analysis_notebooks_on_other_datasets(dataset: str, tmp_p
     _write_predictions(test, spec.n_classes, dirs.runs / "zs" / f"{dataset}.jsonl", "zero_shot")
     for m in METHODS:
         _write_predictions(test, spec.n_classes, dirs.runs / "train" / f"gen_{m}_t" / "predictions_test.jsonl", m)
-    common = {"DATA_DIR": str(data)}
+    common = {"DATA_DIR": str(data), "PROCESSED_DIR": "{runs}/processed"}  # 04-05 read 01's prepared table
     per = {
         "per_dataset": True,
         "DATASET": "{dataset}",
@@ -89,7 +89,7 @@ def test_evaluation_and_analysis_notebooks_on_other_datasets(dataset: str, tmp_p
             {
                 "datasets": [dataset],
                 "common": common,
-                "01_data_preparation": {"DATASETS": [dataset], "PROCESSED_DIR": "{runs}/processed"},
+                "01_data_preparation": {"DATASETS": [dataset]},
                 "04_evaluation": {**per, "N_BOOT": 50},
                 "05_ambiguity_analysis": {**per, "INTERACTIVE": False},
             }
@@ -136,3 +136,51 @@ def test_evaluation_and_analysis_notebooks_on_other_datasets(dataset: str, tmp_p
     assert np.allclose(cls["class_f1"], 2 * cls["acc"] / (1 + cls["acc"]))  # the paper's per-class F1
     t2 = pd.read_csv(res / f"table2_{dataset}_t.csv")
     assert {"published", "ours"} == set(t2["origin"])  # the paper's comparison rows for this dataset
+
+
+@pytest.mark.slow
+def test_notebook_01_loader_options_reach_notebook_04(tmp_path: Path) -> None:
+    """Every later step reads notebook 01's prepared table: notebook 01's split seed (a loader option)
+    decides which items notebook 04 scores, whatever notebook 04's own SEED (bootstrap) says."""
+    spec = get_spec("goemotions")
+    data = tmp_path / "data"
+    _write_data("goemotions", data)
+    everything = load("goemotions", data_dir=data)
+    jsd = {}
+    for seed in (42, 7):
+        dirs = Dirs(tmp_path / f"runs{seed}", tmp_path / f"results{seed}", tmp_path / f"figures{seed}")
+        _write_predictions(everything, spec.n_classes, dirs.runs / "zs.jsonl", "zero_shot")  # every item
+        _write_predictions(
+            everything, spec.n_classes, dirs.runs / "train" / "gen_shala_t" / "predictions_test.jsonl", "shala"
+        )
+        params = tmp_path / f"params{seed}"
+        params.mkdir()
+        (params / "t.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "datasets": ["goemotions"],
+                    "common": {"DATA_DIR": str(data), "PROCESSED_DIR": "{runs}/processed"},
+                    "01_data_preparation": {"DATASETS": ["goemotions"], "SEED": seed},
+                    "04_evaluation": {
+                        "per_dataset": True,
+                        "DATASET": "{dataset}",
+                        "ZERO_SHOT_FILE": "{runs}/zs.jsonl",
+                        "TRAIN_DIR": "{runs}/train",
+                        "RUN_PREFIX": "gen",
+                        "PROFILE": "t",
+                        "METHODS": ["shala"],
+                        "N_BOOT": 20,
+                    },
+                }
+            )
+        )
+        run_profile("t", ["01_data_preparation", "04_evaluation"], dirs, params, progress=False)
+        values = pd.read_csv(dirs.results / "table1_goemotions_t_values.csv").set_index("method")
+        test = load("goemotions", data_dir=data, seed=seed)
+        test = test[test["split"] == "test"]
+        g = np.stack(test["dist"].to_numpy()).astype(float)
+        q = 0.5 * g + 0.5 / spec.n_classes
+        assert values.loc["shala", "n"] == len(test)
+        assert values.loc["shala", "jsd"] == pytest.approx(np.mean([jensenshannon(a, b, base=2) for a, b in zip(q, g)]))
+        jsd[seed] = values.loc["shala", "jsd"]
+    assert jsd[42] != pytest.approx(jsd[7])  # other test items, other scores

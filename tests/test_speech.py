@@ -19,7 +19,7 @@ from shala_lib.data.loading import load
 from shala_lib.data.prompts import build_messages
 from shala_lib.data.specs import get_spec
 from shala_lib.data.speech_fixture import synth_speech, write_clip, write_msp_fixture
-from shala_lib.generation.inference import predict, read_predictions, sidecar_path
+from shala_lib.generation.inference import predict
 from shala_lib.generation.models import format_prompt, load_model, load_tokenizer
 from shala_lib.generation.omni import (
     OMNI_SYSTEM_PROMPT,
@@ -30,6 +30,7 @@ from shala_lib.generation.omni import (
     model_family,
     placeholder_token_ids,
 )
+from shala_lib.generation.predictions import read_predictions, sidecar_path
 from shala_lib.training.config import ExperimentConfig
 from shala_lib.training.inputs import build_dataset, model_setup
 

@@ -13,7 +13,7 @@ import yaml
 
 from shala_lib.data.loading import load
 from shala_lib.data.specs import get_spec
-from shala_lib.generation.inference import read_predictions, sidecar_path
+from shala_lib.generation.predictions import read_predictions, sidecar_path
 from shala_lib.pipeline.runner import NOTEBOOKS, Dirs, run_profile
 from shala_lib.viz.widgets import SampleInspector
 
@@ -62,8 +62,8 @@ def test_notebooks_on_msp_speech_with_tiny_thinker(tmp_path, msp_speech, tiny_th
         yaml.safe_dump(
             {
                 "datasets": ["msp_podcast"],
-                "common": {"DATA_DIR": str(msp_speech)},
-                "01_data_preparation": {"DATASETS": ["msp_podcast"], "PROCESSED_DIR": str(out / "processed")},
+                "common": {"DATA_DIR": str(msp_speech), "PROCESSED_DIR": str(out / "processed")},
+                "01_data_preparation": {"DATASETS": ["msp_podcast"]},
                 "02_zero_shot_baselines": {
                     "DATASETS": ["msp_podcast"],
                     "MODEL": tiny_thinker,

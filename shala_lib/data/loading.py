@@ -1,6 +1,9 @@
-"""Dataset loaders. Every loader returns the canonical table (see `base.CANONICAL_COLUMNS`).
+"""Dataset loading. Every loader returns the canonical table (see `canonical.CANONICAL_COLUMNS`).
 
-Public entry point: `load(name, subset=None, data_dir=None, seed=42, **options)`.
+`load(name, subset=None, data_dir=None, seed=42, **options)` reads a dataset's files. Notebook 01 writes
+the result as the *prepared table* (`prepared_path(processed_dir, name)`), and every later step reads
+that file (`read_prepared`, or `dataset_table` with a `processed_dir`), so the options notebook 01 loaded
+with (split seed, subset, loader options) are the ones training, zero-shot, evaluation and analysis see.
 """
 
 from __future__ import annotations
@@ -22,7 +25,17 @@ from shala_lib.paths import data_dir as resolve_data_dir
 
 DEFAULT_SEED = 42
 
-__all__ = ["CANONICAL_COLUMNS", "DataFormatError", "DataNotFoundError", "first_items", "load", "write_parquet"]
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "DataFormatError",
+    "DataNotFoundError",
+    "dataset_table",
+    "first_items",
+    "load",
+    "prepared_path",
+    "read_prepared",
+    "write_parquet",
+]
 
 
 def load(
@@ -56,3 +69,49 @@ def load(
     definition = get_definition(name)
     seed = (DEFAULT_SEED if definition.seed is None else definition.seed) if seed is None else seed
     return definition.load(root, seed, subset=subset, **options)
+
+
+def prepared_path(processed_dir: str | os.PathLike[str], name: str) -> Path:
+    """Where notebook 01 writes a dataset's prepared table (and where every later step reads it)."""
+    return Path(processed_dir) / f"{name}.parquet"
+
+
+def read_prepared(path: str | os.PathLike[str], dataset: str | None = None) -> pd.DataFrame:
+    """The prepared table notebook 01 wrote. A missing file, a table without the canonical columns, or
+    (with `dataset`) a table of another dataset is an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"{path}: no prepared table; run notebook 01 (01_data_preparation) first")
+    table = pd.read_parquet(path)
+    missing = [c for c in CANONICAL_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataFormatError(f"{path}: not a prepared table, columns {missing} are missing")
+    if dataset is not None:
+        from shala_lib.data.specs import get_spec
+
+        want = get_spec(dataset).name
+        got = sorted(set(table["dataset"].astype(str)))
+        if got != [want]:
+            raise DataFormatError(f"{path}: holds dataset {got}, not {want!r}")
+    return table
+
+
+def dataset_table(
+    name: str,
+    processed_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    subset: str | None = None,
+) -> pd.DataFrame:
+    """The table a pipeline step works on: notebook 01's prepared table when `processed_dir` is given
+    (its rows of `subset` when given), else the dataset loaded from its files (`load`)."""
+    if processed_dir is None:
+        return load(name, subset=subset, data_dir=data_dir, seed=seed)
+    from shala_lib.data.specs import get_spec
+
+    table = read_prepared(prepared_path(processed_dir, get_spec(name).name), name)
+    if subset is not None:
+        table = table[table["subset"].astype(str) == subset].reset_index(drop=True)
+        if table.empty:
+            raise ValueError(f"{name}: the prepared table has no rows of subset {subset!r}")
+    return table

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from shala_lib.data.specs import DatasetSpec
-from shala_lib.generation.inference import pred_vector
+from shala_lib.generation.predictions import pred_vector
 from shala_lib.paths import method_run_dir
 
 _NEGATED = re.compile(

@@ -239,7 +239,7 @@ def load_method_predictions(
     frames: Mapping[str, pd.DataFrame], items: pd.DataFrame, n_classes: int
 ) -> dict[str, np.ndarray]:
     """Prediction arrays aligned with `items` (NaN rows where a method has no usable output)."""
-    from shala_lib.generation.inference import attach_gold
+    from shala_lib.generation.predictions import attach_gold
 
     out = {}
     for method, preds in frames.items():
@@ -313,15 +313,17 @@ def load_comparison(
     data_dir: str | None = None,
     seed: int = 42,
     with_baselines: bool = False,
+    processed_dir: str | Path | None = None,
 ) -> Comparison:
-    """Load the dataset and every method's test predictions, restricted to the items all predicted."""
-    from shala_lib.data.loading import load
+    """The dataset (notebook 01's prepared table when `processed_dir` is given, else its files with
+    `data_dir` and `seed`) and every method's test predictions, restricted to the items all predicted."""
+    from shala_lib.data.loading import dataset_table
     from shala_lib.data.specs import get_spec
     from shala_lib.evaluation.reference import baseline_predictions
-    from shala_lib.generation.inference import read_predictions
+    from shala_lib.generation.predictions import read_predictions
 
     spec = get_spec(dataset)
-    table = load(dataset, data_dir=data_dir, seed=seed)
+    table = dataset_table(dataset, processed_dir, data_dir, seed)
     files = collect_prediction_files(zero_shot_file, train_dir, run_prefix, profile, methods)
     frames = {m: read_predictions(p) for m, p in files.items()}  # each file read once
     items = common_items(frames, table)

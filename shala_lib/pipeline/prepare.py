@@ -1,4 +1,5 @@
-"""Data preparation (notebook 01): processed tables, statistics tables and ambiguity figures."""
+"""Data preparation (notebook 01): the prepared table every later step reads, statistics tables and
+ambiguity figures."""
 
 from __future__ import annotations
 
@@ -9,19 +10,15 @@ from typing import Any
 
 import pandas as pd
 
-from shala_lib.data.loading import DataNotFoundError, load, write_parquet
+from shala_lib.data.loading import DataNotFoundError, load, prepared_path, write_parquet
 from shala_lib.data.specs import get_spec
 from shala_lib.data.stats import ambiguity_stats, majority_stats, split_stats
+from shala_lib.pipeline.artifacts import write_table
 from shala_lib.viz.plots import plot_ambiguity, save_figure
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROCESSED_DIR = "runs/processed"
-
-
-def processed_path(processed_dir: str | Path, name: str, seed: int) -> Path:
-    """Where notebook 01 writes a dataset's processed table; its presence means the data was there."""
-    return Path(processed_dir) / f"{name}_seed{seed}.parquet"
 
 
 @dataclass
@@ -33,18 +30,6 @@ class Prepared:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def write_table(df: pd.DataFrame, directory: str | Path, name: str, floatfmt: str = ".4f") -> list[Path]:
-    """A table as CSV and Markdown (and LaTeX), with a name that says what it is."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"{name}.csv", directory / f"{name}.md", directory / f"{name}.tex"]
-    df.to_csv(paths[0], index=False)
-    md = df.map(lambda v: v.replace("\n", "<br>").replace("|", "\\|") if isinstance(v, str) else v)
-    paths[1].write_text(md.to_markdown(index=False, floatfmt=floatfmt) + "\n")
-    paths[2].write_text(df.to_latex(index=False, float_format=lambda v: f"{v:{floatfmt}}"))
-    return paths
-
-
 def prepare_dataset(
     name: str,
     seed: int,
@@ -54,7 +39,8 @@ def prepare_dataset(
     figures_dir: str | Path,
     **options: Any,
 ) -> Prepared:
-    """Load one dataset, write its processed parquet, statistics tables and figure. A dataset
+    """Load one dataset (`options`: the loader's, e.g. subset), write its prepared table
+    (`prepared_path(processed_dir, name)`), statistics tables and figure. A dataset
     whose files are absent is reported (with what to download), not silently skipped."""
     try:
         df = load(name, data_dir=data_dir, seed=seed, **options)
@@ -64,7 +50,7 @@ def prepare_dataset(
     spec = get_spec(name)
     name = spec.name  # a definition file is named by its definition
     out = Prepared(name, df)
-    out.files.append(write_parquet(df, processed_path(processed_dir, name, seed)))
+    out.files.append(write_parquet(df, prepared_path(processed_dir, name)))
     out.tables = {
         "by_majority": majority_stats(df),
         "by_ambiguity": ambiguity_stats(df),

@@ -37,9 +37,9 @@ from typing import Any
 
 import yaml
 
-from shala_lib.data.loading import DEFAULT_SEED
+from shala_lib.data.loading import prepared_path
 from shala_lib.paths import project_root
-from shala_lib.pipeline.prepare import DEFAULT_PROCESSED_DIR, processed_path
+from shala_lib.pipeline.prepare import DEFAULT_PROCESSED_DIR
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_preparation",
@@ -158,7 +158,7 @@ def plan(
 def not_prepared(prep_params: dict[str, Any], dataset: str, root: Path) -> str | None:
     """Why `dataset` has no processed table from notebook 01 run with `prep_params` (None: it has one)."""
     folder = prep_params.get("PROCESSED_DIR", DEFAULT_PROCESSED_DIR)
-    path = processed_path(folder, dataset, prep_params.get("SEED", DEFAULT_SEED))
+    path = prepared_path(folder, dataset)
     path = path if path.is_absolute() else root / path
     if path.is_file():
         return None

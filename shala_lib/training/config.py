@@ -79,9 +79,12 @@ class ExperimentConfig:
     dataset: str = "chaosnli"
     subset: str | None = None
     data_dir: str | None = None
+    # notebook 01's processed folder: train and evaluate on its prepared table (`data.loading.prepared_path`);
+    # None: load the dataset's files with `seed` and `subset`
+    processed_dir: str | None = None
     seed: int = 42
     model: str = EMBEDDED
-    method: str = "shala"  # shala | shala_no_ambi | mls
+    method: str = "shala"  # a registered method that trains (shala_lib.scoring.methods): shala | shala_no_ambi | mls
     prompt_variant: str = "paper"
     # text | speech | speech+text; None: the dataset's (speech+text for MSP-Podcast, as the paper). One
     # modality per run: ZeRO-3 hangs when some ranks run the audio tower and others do not

@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def load_table(cfg: ExperimentConfig) -> pd.DataFrame:
-    from shala_lib.data.loading import load
+    """The run's table: notebook 01's prepared table when `processed_dir` is set, else the dataset's files."""
+    from shala_lib.data.loading import dataset_table
 
-    return load(cfg.dataset, subset=cfg.subset, data_dir=cfg.data_dir, seed=cfg.seed)
+    return dataset_table(cfg.dataset, cfg.processed_dir, cfg.data_dir, cfg.seed, cfg.subset)
 
 
 def build_dataset(

@@ -77,8 +77,9 @@ def validation_metrics(
 def evaluate_checkpoint(cfg: ExperimentConfig, model_dir: Path, table: pd.DataFrame | None = None) -> dict[str, Any]:
     """Greedy test-split predictions of a checkpoint (as the paper), stored like zero-shot ones."""
     from shala_lib.data.loading import first_items
-    from shala_lib.generation.inference import attach_gold, predict
+    from shala_lib.generation.inference import predict
     from shala_lib.generation.models import load_model
+    from shala_lib.generation.predictions import attach_gold
     from shala_lib.scoring.collapse import collapse_stats, warn_if_collapsed
     from shala_lib.scoring.metrics import evaluate
 

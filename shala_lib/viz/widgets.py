@@ -15,7 +15,7 @@ import pandas as pd
 from IPython.display import display
 
 from shala_lib.data.specs import DatasetSpec
-from shala_lib.generation.inference import pred_vector
+from shala_lib.generation.predictions import pred_vector
 from shala_lib.scoring.methods import method_label, method_palette
 from shala_lib.scoring.metrics import bhattacharyya, js_distance
 
