@@ -27,7 +27,7 @@ import pandas as pd
 
 from shala_lib.data.loading import load
 from shala_lib.data.specs import get_spec
-from shala_lib.evaluation.reference import baseline_predictions
+from shala_lib.evaluation.reference import reference_predictions
 from shala_lib.generation.inference import predict
 from shala_lib.generation.models import load_model, resolve_model
 from shala_lib.generation.predictions import attach_gold, read_predictions
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "zero_shot": zero_shot,
         **extra,
         "trained": attach_gold(read_predictions(cfg.run_dir / "predictions_test.jsonl"), test, spec.n_classes)[0],
-        **baseline_predictions(table, items=test),
+        **reference_predictions(table, items=test),
     }
     rows = []
     for name, p in preds.items():

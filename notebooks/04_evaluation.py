@@ -40,10 +40,10 @@ PROCESSED_DIR = None  # notebook 01's prepared tables (the runner passes them); 
 # %%
 from IPython.display import Markdown, display
 
+from shala_lib.evaluation.comparison import load_comparison
 from shala_lib.evaluation.tables import (
     block_scores,
     confidence_table,
-    load_comparison,
     table1,
     table2_blocks,
     table_blocks,
@@ -64,7 +64,7 @@ cmp = load_comparison(
     METHODS,
     DATA_DIR,
     SEED,
-    with_baselines=True,
+    with_references=True,
     processed_dir=PROCESSED_DIR,
 )
 spec, items, gold, preds = cmp.spec, cmp.items, cmp.gold, cmp.preds

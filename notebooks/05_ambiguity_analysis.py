@@ -45,7 +45,7 @@ from shala_lib.evaluation.analysis import (
     plot_by_class,
     plot_by_level,
 )
-from shala_lib.evaluation.tables import load_comparison
+from shala_lib.evaluation.comparison import load_comparison
 from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.methods import trained_methods
 from shala_lib.viz.plots import save_figure

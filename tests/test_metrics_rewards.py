@@ -6,7 +6,7 @@ from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import accuracy_score, f1_score
 
 from shala_lib.data.specs import CHAOSNLI
-from shala_lib.evaluation.reference import baseline_predictions, constant_mean, majority_oracle, uniform
+from shala_lib.evaluation.reference import constant_mean, majority_oracle, reference_predictions, uniform
 from shala_lib.evaluation.significance import bootstrap_ci, degradation_test, paired_test
 from shala_lib.scoring.metrics import (
     bhattacharyya,
@@ -156,7 +156,7 @@ def test_baselines(shared_data):
     from shala_lib.data.loading import load
 
     df = load("chaosnli", data_dir=shared_data)
-    preds = baseline_predictions(df)
+    preds = reference_predictions(df)
     gold = np.asarray(df.loc[df["split"] == "test", "dist"].tolist())
     assert np.allclose(preds["uniform"], 1 / 3)
     assert np.allclose(preds["constant_mean"][0], np.asarray(df.loc[df["split"] == "train", "dist"].tolist()).mean(0))
@@ -166,7 +166,7 @@ def test_baselines(shared_data):
     assert 0.33 < cm < 0.42
     test = df[df["split"] == "test"]
     subset = test.iloc[[5, 2, 9]]
-    sub = baseline_predictions(df, items=subset)
+    sub = reference_predictions(df, items=subset)
     for name in preds:
         assert np.array_equal(sub[name], preds[name][[5, 2, 9]])
     assert uniform(2, 4).shape == (2, 4) and majority_oracle(np.array([[0.4, 0.4, 0.2]])).tolist() == [[1, 0, 0]]

@@ -50,7 +50,7 @@ def load(
     name: a registered dataset ('chaosnli' (subset 'snli', 'mnli' or None for both), 'goemotions',
     'msp_podcast', 'triage_probe', or one listed in SHALA_DATASETS), a definition file
     (`path/to/dataset.yaml`, see `shala_lib.data.definition`), or 'custom' for a file without a
-    definition (options: path=, classes=, text_fields=, ...; see `custom.load_custom`).
+    definition (options: path=, classes=, text_fields=, ...; see `loaders.generic.load_custom`).
     seed: the split seed (None: the definition's `seed`, else 42).
     Skipped rows are counted in `df.attrs['skipped']` and logged.
     """

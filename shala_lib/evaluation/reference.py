@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-BASELINES: tuple[str, ...] = ("uniform", "constant_mean", "majority_oracle")
+REFERENCE_METHODS: tuple[str, ...] = ("uniform", "constant_mean", "majority_oracle")
 
 
 def stack(col: pd.Series) -> np.ndarray:
@@ -37,7 +37,7 @@ def majority_oracle(gold: np.ndarray) -> np.ndarray:
     return out
 
 
-def baseline_predictions(
+def reference_predictions(
     table: pd.DataFrame, split: str = "test", items: pd.DataFrame | None = None
 ) -> dict[str, np.ndarray]:
     """Every reference method's predictions for `items` (default: the items of `split`), in their

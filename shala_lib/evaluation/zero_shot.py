@@ -19,7 +19,7 @@ import pandas as pd
 
 from shala_lib.data.loading import first_items
 from shala_lib.data.specs import get_spec
-from shala_lib.evaluation.reference import baseline_predictions
+from shala_lib.evaluation.reference import reference_predictions
 from shala_lib.generation.inference import predict
 from shala_lib.generation.models import EMBEDDED, load_model
 from shala_lib.generation.predictions import attach_gold
@@ -53,7 +53,7 @@ def run_zero_shot(
     progress: bool = True,
     modality: str | None = None,
 ) -> pd.DataFrame:
-    """Predict `split` for each option set; one row per option plus the data-only baselines.
+    """Predict `split` for each option set; one row per option plus the data-only reference rows.
     `modality`: None = the dataset's (speech+text for MSP-Podcast, which needs Qwen2.5-Omni)."""
     spec = get_spec(dataset)
     dataset = spec.name  # a definition file is named by its definition
@@ -89,7 +89,7 @@ def run_zero_shot(
             }
         )
     gold = items["dist"].tolist()
-    for name, arr in baseline_predictions(table, items=items).items():
+    for name, arr in reference_predictions(table, items=items).items():
         res = evaluate(arr, gold, spec.classes)
         rows.append({"method": name, **res, "predictions": ""})
     return pd.DataFrame(rows)

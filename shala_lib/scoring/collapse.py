@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from shala_lib.scoring.metrics import Unparsable, js_distance, prepare
+from shala_lib.scoring.metrics import Unparsable, handle_unparsable, js_distance
 
 log = logging.getLogger(__name__)
 STD_TOL = 0.01
@@ -64,7 +64,7 @@ def collapse_stats(
     g = np.atleast_2d(np.asarray(gold, dtype=float))
     if p_raw.shape != g.shape:
         raise ValueError(f"pred and gold shapes differ: {p_raw.shape} vs {g.shape}")
-    p, keep = prepare(p_raw, unparsable)
+    p, keep = handle_unparsable(p_raw, unparsable)
     g = g[keep]
     if len(p) == 0:
         nan = float("nan")

@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy
 
 Unparsable = Literal["uniform", "exclude"]
 
@@ -44,23 +46,23 @@ def _check_pair(p: np.ndarray, q: np.ndarray) -> None:
         raise ValueError(f"rows must sum to 1 (found a row summing to {worst:.6g}); normalize first")
 
 
-def _xlogx_over(p: np.ndarray, m: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0) / np.where(m > 0, m, 1.0)), 0.0).sum(axis=1)
+def _finite_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return np.isfinite(p).all(axis=1) & np.isfinite(q).all(axis=1)
 
 
 def js_distance(p: np.ndarray, q: np.ndarray, base: float = 2.0) -> np.ndarray | float:
-    """Jensen-Shannon distance sqrt((KL(p||m) + KL(q||m)) / 2), m = (p+q)/2, row-wise.
-
-    Matches `scipy.spatial.distance.jensenshannon(p, q, base=base)`. NaN rows give NaN.
-    """
+    """Jensen-Shannon distance sqrt((KL(p||m) + KL(q||m)) / 2), m = (p+q)/2, row-wise:
+    `scipy.spatial.distance.jensenshannon(p, q, base=base, axis=1)` on checked distributions. NaN rows
+    give NaN; a row whose divergence rounds to a tiny negative number (scipy's sqrt gives NaN) gives 0."""
     p2, one = _as_2d(p)
     q2, _ = _as_2d(q)
     _check_pair(p2, q2)
-    m = (p2 + q2) / 2.0
-    js = (_xlogx_over(p2, m) + _xlogx_over(q2, m)) / 2.0 / math.log(base)
-    out = np.sqrt(np.clip(js, 0.0, None))
-    out[~(np.isfinite(p2).all(axis=1) & np.isfinite(q2).all(axis=1))] = np.nan
+    finite = _finite_rows(p2, q2)
+    out = np.full(len(p2), np.nan)
+    if finite.any():
+        with np.errstate(invalid="ignore"):
+            js = jensenshannon(p2[finite], q2[finite], base=base, axis=1)
+        out[finite] = np.nan_to_num(js, nan=0.0)
     return float(out[0]) if one else out
 
 
@@ -79,8 +81,10 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-15) -> np.ndarra
     q2, _ = _as_2d(q)
     _check_pair(p2, q2)
     qf = np.maximum(q2, eps)
-    qf = qf / qf.sum(axis=1, keepdims=True)
-    out = _xlogx_over(p2, qf)
+    out = np.full(len(p2), np.nan)
+    finite = _finite_rows(p2, q2)
+    if finite.any():
+        out[finite] = entropy(p2[finite], qf[finite], axis=1)  # scipy.stats: sum p log(p / q), q renormalised
     return float(out[0]) if one else out
 
 
@@ -215,7 +219,7 @@ for _m in (
     register_metric(_m)
 
 
-def prepare(pred: np.ndarray, unparsable: Unparsable = "uniform") -> tuple[np.ndarray, np.ndarray]:
+def handle_unparsable(pred: np.ndarray, unparsable: Unparsable = "uniform") -> tuple[np.ndarray, np.ndarray]:
     """(predictions with unparsable rows handled, mask of rows kept)."""
     p, _ = _as_2d(pred)
     bad = ~np.isfinite(p).all(axis=1)
@@ -231,7 +235,7 @@ def prepare(pred: np.ndarray, unparsable: Unparsable = "uniform") -> tuple[np.nd
 def per_item(pred: np.ndarray, gold: np.ndarray, unparsable: Unparsable = "uniform") -> pd.DataFrame:
     """Per-item JSD (base 2 and e), BC, KL, TVD, and correctness of the argmax label."""
     g, _ = _as_2d(gold)
-    p, keep = prepare(pred, unparsable)
+    p, keep = handle_unparsable(pred, unparsable)
     g = g[keep]
     values = {m.name: np.asarray(m.per_item(p, g), dtype=float) for m in registered_metrics() if m.per_item}
     return pd.DataFrame(
@@ -260,7 +264,7 @@ def evaluate(
     if len(p_raw) != len(g):
         raise ValueError(f"{len(p_raw)} predictions for {len(g)} gold distributions")
     n_bad = int((~np.isfinite(p_raw).all(axis=1)).sum())
-    p, keep = prepare(p_raw, unparsable)
+    p, keep = handle_unparsable(p_raw, unparsable)
     g = g[keep]
     out: dict[str, float] = {
         "n": int(len(p)),
@@ -341,7 +345,7 @@ def evaluate_by_class(
     class_f1 = [float("nan")]
     for cls in table["group"].iloc[1:]:
         k = list(classes).index(cls)
-        part, keep = prepare(p[labels == cls], unparsable)
+        part, keep = handle_unparsable(p[labels == cls], unparsable)
         if len(part) == 0:
             class_f1.append(float("nan"))
             continue
