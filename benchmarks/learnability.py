@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STEPS",
         help="first a label-free SFT format warm-up (random Dirichlet targets) of STEPS steps (0: none)",
     )
+    ap.add_argument(
+        "--warmup-targets",
+        choices=("random", "train"),
+        default="random",
+        help="random: format only (the probe's setting); train: the human distributions, a supervised "
+        "diagnostic (can the model condition at all?), whose GRPO result is not a SHALA-only result",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
@@ -106,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             out / "format_warmup",
             cfg.model,
             steps=args.format_warmup,
-            targets="random",
+            targets=args.warmup_targets,
             use_cpu=True,
         )
-        extra["format_warmup_only"] = predict_test(str(warmed), "format_warmup")
+        key = "format_warmup_only" if args.warmup_targets == "random" else "sft_on_train_targets"
+        extra[key] = predict_test(str(warmed), key)
         cfg = cfg.with_overrides([f"model={warmed}"])
     result = train(cfg)
     t_train = time.perf_counter() - t0 - t_zero
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": args.config,
         "overrides": args.set,
         "format_warmup_steps": args.format_warmup,
+        "warmup_targets": args.warmup_targets,
         "steps": result["global_step"],
         "scores": scores.reset_index().to_dict("records"),
         "best_constant_jsd": best_const,

@@ -129,7 +129,7 @@ class Metric:
     name: str
     label: str
     higher_is_better: bool
-    per_item: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    per_item: Callable[[np.ndarray, np.ndarray], np.ndarray | float] | None = None
     aggregate: Callable[[np.ndarray, np.ndarray], float] | None = None
     title: str = ""  # the figure panel's title; the label when empty
     in_table: bool = False
@@ -206,11 +206,11 @@ def figure_metrics() -> tuple[Metric, ...]:
 
 
 for _m in (
-    Metric("jsd", "JSD", False, per_item=lambda p, g: js_distance(p, g), in_table=True, in_figure=True),  # type: ignore[arg-type,return-value]
-    Metric("jsd_e", "JSD (base e)", False, per_item=lambda p, g: js_distance(p, g, base=math.e)),  # type: ignore[arg-type,return-value]
-    Metric("bc", "BC", True, per_item=lambda p, g: bhattacharyya(p, g), in_table=True, in_figure=True),  # type: ignore[arg-type,return-value]
-    Metric("kl", "KL", False, per_item=lambda p, g: kl_divergence(g, p)),  # type: ignore[arg-type,return-value]
-    Metric("tvd", "TVD", False, per_item=lambda p, g: total_variation(p, g)),  # type: ignore[arg-type,return-value]
+    Metric("jsd", "JSD", False, per_item=js_distance, in_table=True, in_figure=True),
+    Metric("jsd_e", "JSD (base e)", False, per_item=lambda p, g: js_distance(p, g, base=math.e)),
+    Metric("bc", "BC", True, per_item=bhattacharyya, in_table=True, in_figure=True),
+    Metric("kl", "KL", False, per_item=lambda p, g: kl_divergence(g, p)),  # KL(gold || pred)
+    Metric("tvd", "TVD", False, per_item=total_variation),
     Metric("acc", "Acc", True, aggregate=accuracy, title="Accuracy", in_table=True, in_figure=True),
     Metric("f1", "F1", True, aggregate=macro_f1, title="Macro F1", in_table=True, in_figure=True),
     Metric("wf1", "W-F1", True, aggregate=weighted_f1, in_table=True),
