@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shala_lib.data.loading import load  # noqa: E402
 from shala_lib.data.prompts import prefill_text, prompt_text  # noqa: E402
 from shala_lib.data.specs import get_spec  # noqa: E402
-from shala_lib.generation.models import EMBEDDED, format_prompt, load_model  # noqa: E402
+from shala_lib.generation.chat import format_prompt
+from shala_lib.generation.embedded import EMBEDDED
+from shala_lib.generation.models import load_model  # noqa: E402
 
 
 def spread(states: np.ndarray, groups: np.ndarray) -> dict[str, float]:

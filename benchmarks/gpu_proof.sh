@@ -30,7 +30,7 @@ model)
   cp .modelparts/part_01 /tmp/parts/
   cat /tmp/parts/part_* > "$SHALA_EMBEDDED_GGUF"
   echo "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53  $SHALA_EMBEDDED_GGUF" | sha256sum -c
-  python3 -c "from shala_lib.generation.models import embedded_model_dir; print(embedded_model_dir())" ;;
+  python3 -c "from shala_lib.generation.embedded import embedded_model_dir; print(embedded_model_dir())" ;;
 bench)
   python3 benchmarks/inference.py --device cuda --items 2048 --loop-items 8 --batch 64 --ours-batch 1024 \
     --ours-cache dynamic --max-new-tokens 64 2>"$OUT/inference.err" | tee "$OUT/inference.json"

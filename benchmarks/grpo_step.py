@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from shala_lib.data.specs import CHAOSNLI
-from shala_lib.generation.models import EMBEDDED, load_tokenizer, resolve_model
+from shala_lib.generation.embedded import EMBEDDED
+from shala_lib.generation.models import load_tokenizer, resolve_model
 from shala_lib.scoring.rewards import make_reward_func
 from shala_lib.training.config import ExperimentConfig
 from shala_lib.training.inputs import build_dataset, load_table

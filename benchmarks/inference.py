@@ -26,8 +26,10 @@ from torch._dynamo.utils import counters
 from shala_lib.data.loading import load
 from shala_lib.data.prompts import build_messages
 from shala_lib.data.specs import CHAOSNLI
+from shala_lib.generation.chat import format_prompt
+from shala_lib.generation.embedded import EMBEDDED
 from shala_lib.generation.inference import generate_hf, prompt_lengths, resolve_cache
-from shala_lib.generation.models import EMBEDDED, format_prompt, load_model
+from shala_lib.generation.models import load_model
 
 
 def run(model, tok, prompts, batch, cache, max_new, sort=True):

@@ -12,8 +12,9 @@ import yaml
 from shala_lib.data.loading import load
 from shala_lib.data.prompts import build_messages
 from shala_lib.data.specs import CHAOSNLI
+from shala_lib.generation.chat import format_prompt
 from shala_lib.generation.inference import generate_hf, predict
-from shala_lib.generation.models import format_prompt, load_model
+from shala_lib.generation.models import load_model
 from shala_lib.generation.predictions import attach_gold, read_predictions
 from shala_lib.scoring.rewards import make_reward_func, shala_reward
 from shala_lib.training.config import ExperimentConfig, paper_grpo

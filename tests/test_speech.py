@@ -19,8 +19,9 @@ from shala_lib.data.loading import load
 from shala_lib.data.prompts import build_messages
 from shala_lib.data.specs import get_spec
 from shala_lib.data.speech_fixture import synth_speech, write_clip, write_msp_fixture
+from shala_lib.generation.chat import format_prompt
 from shala_lib.generation.inference import predict
-from shala_lib.generation.models import format_prompt, load_model, load_tokenizer
+from shala_lib.generation.models import load_model, load_tokenizer
 from shala_lib.generation.omni import (
     OMNI_SYSTEM_PROMPT,
     audio_token_count,

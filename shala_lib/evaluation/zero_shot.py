@@ -20,8 +20,9 @@ import pandas as pd
 from shala_lib.data.loading import first_items
 from shala_lib.data.specs import get_spec
 from shala_lib.evaluation.reference import reference_predictions
+from shala_lib.generation.embedded import EMBEDDED
 from shala_lib.generation.inference import predict
-from shala_lib.generation.models import EMBEDDED, load_model
+from shala_lib.generation.models import load_model
 from shala_lib.generation.predictions import attach_gold
 from shala_lib.scoring.metrics import evaluate
 

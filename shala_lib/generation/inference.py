@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from shala_lib.data.prompts import Variant, build_messages, max_new_tokens_for, prefill_text
 from shala_lib.data.specs import DatasetSpec, Modality
-from shala_lib.generation.models import format_prompt
+from shala_lib.generation.chat import format_prompt
 from shala_lib.generation.parsing import USABLE, parse_distribution
 from shala_lib.generation.predictions import (
     drop_partial_last_line,

@@ -51,13 +51,11 @@ def model_family(name_or_path: str) -> Family:
     """`omni` for Qwen2.5-Omni checkpoints (whole model or thinker), `causal_lm` otherwise."""
     from transformers import AutoConfig
 
-    from shala_lib.generation.models import ModelUnavailableError, _offline_hint, resolve_model
+    from shala_lib.generation.models import explained_load_errors, resolve_model
 
     path = resolve_model(name_or_path)
-    try:
+    with explained_load_errors(path):
         cfg = AutoConfig.from_pretrained(path)
-    except OSError as e:
-        raise ModelUnavailableError(_offline_hint(path, e)) from e
     return "omni" if getattr(cfg, "model_type", "") in OMNI_MODEL_TYPES else "causal_lm"
 
 

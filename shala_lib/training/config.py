@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from shala_lib.generation.models import EMBEDDED
+from shala_lib.generation.embedded import EMBEDDED
 
 # where each of the paper's settings comes from (README, "Decisions", lists the same)
 PAPER_PROMPTS_PER_STEP = 4  # App. D.2: batch 1 per GPU x 2 accumulation x 2 GPUs = "4 prompts per optimization step"

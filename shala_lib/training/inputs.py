@@ -10,7 +10,7 @@ import pandas as pd
 
 from shala_lib.data.prompts import build_messages, prefill_text
 from shala_lib.data.specs import DatasetSpec
-from shala_lib.generation.models import format_prompt
+from shala_lib.generation.chat import format_prompt
 from shala_lib.training.config import ExperimentConfig
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ import pandas as pd
 
 from shala_lib.data.prompts import Variant, build_messages
 from shala_lib.data.specs import DatasetSpec, get_spec
-from shala_lib.generation.models import EMBEDDED, load_tokenizer, resolve_model
+from shala_lib.generation.embedded import EMBEDDED
+from shala_lib.generation.models import load_tokenizer, resolve_model
 
 
 def target_json(dist: list[float] | np.ndarray, spec: DatasetSpec) -> str:
