@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from shala_lib.data.loaders.goemotions import FINE_LABELS
 
@@ -79,3 +80,16 @@ def random_goemotions(path: Path, n_items: int, seed: int = 0) -> Path:
             list(rng.choice(FINE_LABELS, size=int(rng.integers(1, 3)), replace=False)) for _ in range(n_r)
         ]
     return write_goemotions_raw(path, items)
+
+
+def six_items() -> tuple[pd.DataFrame, np.ndarray]:
+    """Six ChaosNLI-shaped items, two per ambiguity level, with their gold distributions."""
+    items = pd.DataFrame(
+        {
+            "id": list("abcdef"),
+            "ambiguity_level": ["low", "low", "medium", "medium", "high", "high"],
+            "majority": ["entailment", "neutral", "neutral", "contradiction", "entailment", "neutral"],
+        }
+    )
+    gold = np.array([[1, 0, 0], [0, 1, 0], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]])
+    return items, gold

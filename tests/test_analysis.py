@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from shala_lib.data.specs import CHAOSNLI
@@ -11,17 +10,11 @@ from shala_lib.evaluation.analysis import (
     plot_by_class,
     plot_by_level,
 )
+from tests.fixtures import six_items
 
 
 def _data():
-    items = pd.DataFrame(
-        {
-            "id": list("abcdef"),
-            "ambiguity_level": ["low", "low", "medium", "medium", "high", "high"],
-            "majority": ["entailment", "neutral", "neutral", "contradiction", "entailment", "neutral"],
-        }
-    )
-    gold = np.array([[1, 0, 0], [0, 1, 0], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]])
+    items, gold = six_items()
     preds = {"zero_shot": np.tile([1.0, 0, 0], (6, 1)), "shala": gold.copy()}
     return items, gold, preds
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import matplotlib.colors as mcolors
 import numpy as np
-import pandas as pd
 import pytest
 import seaborn as sns
 
@@ -19,6 +18,7 @@ from shala_lib.scoring.methods import Method, register_method, trained_methods, 
 from shala_lib.scoring.metrics import Metric, evaluate, register_metric, unregister_metric
 from shala_lib.scoring.rewards import make_reward_func, shala_reward
 from shala_lib.training.config import ExperimentConfig
+from tests.fixtures import six_items
 
 PINK = "#e377c2"
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,16 +42,8 @@ def registered():
 
 
 def _data():
-    items = pd.DataFrame(
-        {
-            "id": list("abcdef"),
-            "ambiguity_level": ["low", "low", "medium", "medium", "high", "high"],
-            "majority": ["entailment", "neutral", "neutral", "contradiction", "entailment", "neutral"],
-        }
-    )
-    gold = np.array([[1, 0, 0], [0, 1, 0], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]])
-    one_hot = np.tile([1.0, 0, 0], (6, 1))
-    return items, gold, {"zero_shot": one_hot, "half_shala": gold.copy()}
+    items, gold = six_items()
+    return items, gold, {"zero_shot": np.tile([1.0, 0, 0], (6, 1)), "half_shala": gold.copy()}
 
 
 def test_a_registered_method_and_metric_reach_table1_figure2_and_training(registered):
