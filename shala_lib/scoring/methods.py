@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shala_lib.scoring.plugins import load_plugins
+from shala_lib.scoring.registry import Registry
 from shala_lib.scoring.rewards import majority_reward, shala_no_ambi_reward, shala_reward
 
 RewardArray = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -37,31 +37,24 @@ class Method:
         return self.reward is not None
 
 
-_METHODS: dict[str, Method] = {}
+_METHODS: Registry[Method] = Registry("method")
 
 
 def register_method(method: Method, replace: bool = False) -> Method:
     """Add a method to training (when it has a reward), Table 1, the figures and the widgets."""
-    if method.name in _METHODS and not replace:
-        raise ValueError(f"method {method.name!r} is already registered (pass replace=True to redefine it)")
-    _METHODS[method.name] = method
-    return method
+    return _METHODS.register(method, replace)
 
 
 def unregister_method(name: str) -> None:
-    _METHODS.pop(name, None)
+    _METHODS.unregister(name)
 
 
 def registered_methods() -> tuple[Method, ...]:
-    load_plugins()
-    return tuple(_METHODS.values())
+    return _METHODS.entries()
 
 
 def get_method(name: str) -> Method:
-    methods = {m.name: m for m in registered_methods()}
-    if name not in methods:
-        raise KeyError(f"unknown method {name!r}; registered: {sorted(methods)}")
-    return methods[name]
+    return _METHODS.get(name)
 
 
 def trained_methods() -> tuple[str, ...]:
@@ -75,8 +68,8 @@ def data_only_methods() -> tuple[str, ...]:
 
 def method_label(name: str) -> str:
     """The display label; an unregistered name is shown as it is."""
-    methods = {m.name: m for m in registered_methods()}
-    return methods[name].label if name in methods else name
+    method = _METHODS.find(name)
+    return method.label if method else name
 
 
 def method_labels(names: Sequence[str] | None = None) -> dict[str, str]:
@@ -85,8 +78,8 @@ def method_labels(names: Sequence[str] | None = None) -> dict[str, str]:
 
 def method_palette(names: Sequence[str]) -> dict[str, str]:
     """Each method's fixed colour, the same in every figure (one fallback colour for unregistered names)."""
-    methods = {m.name: m for m in registered_methods()}
-    return {n: methods[n].color if n in methods else FALLBACK_COLOR for n in names}
+    found = {n: _METHODS.find(n) for n in names}
+    return {n: m.color if m else FALLBACK_COLOR for n, m in found.items()}
 
 
 for _m in (

@@ -22,6 +22,8 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
+from shala_lib.scoring.registry import Registry
+
 Unparsable = Literal["uniform", "exclude"]
 
 
@@ -157,34 +159,25 @@ def weighted_f1(pred: np.ndarray, gold: np.ndarray) -> float:
     return f1_scores(*_labels(pred, gold))[1]
 
 
-_METRICS: dict[str, Metric] = {}
+_METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(metric: Metric, replace: bool = False) -> Metric:
     """Add a metric to every table, figure and `evaluate` result that lists metrics (one place)."""
-    if metric.name in _METRICS and not replace:
-        raise ValueError(f"metric {metric.name!r} is already registered (pass replace=True to redefine it)")
-    _METRICS[metric.name] = metric
-    return metric
+    return _METRICS.register(metric, replace)
 
 
 def unregister_metric(name: str) -> None:
-    _METRICS.pop(name, None)
+    _METRICS.unregister(name)
 
 
 def registered_metrics() -> tuple[Metric, ...]:
     """All metrics, in registration order (the order of `evaluate`'s keys and of table columns)."""
-    from shala_lib.scoring.plugins import load_plugins
-
-    load_plugins()
-    return tuple(_METRICS.values())
+    return _METRICS.entries()
 
 
 def get_metric(name: str) -> Metric:
-    metrics = {m.name: m for m in registered_metrics()}
-    if name not in metrics:
-        raise KeyError(f"unknown metric {name!r}; registered: {sorted(metrics)}")
-    return metrics[name]
+    return _METRICS.get(name)
 
 
 def higher_is_better(name: str) -> bool:
