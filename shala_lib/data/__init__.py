@@ -1,0 +1,1 @@
+"""Datasets: definitions, loaders, the canonical table, label distributions, prompts, statistics, generated data."""

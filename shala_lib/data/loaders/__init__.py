@@ -1,0 +1,1 @@
+"""Readers of the released dataset files (one module per dataset whose files need code)."""
