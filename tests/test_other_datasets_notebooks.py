@@ -140,47 +140,48 @@ def test_evaluation_and_analysis_notebooks_on_other_datasets(dataset: str, tmp_p
 
 @pytest.mark.slow
 def test_notebook_01_loader_options_reach_notebook_04(tmp_path: Path) -> None:
-    """Every later step reads notebook 01's prepared table: notebook 01's split seed (a loader option)
-    decides which items notebook 04 scores, whatever notebook 04's own SEED (bootstrap) says."""
+    """Every later step reads notebook 01's prepared table: notebook 01's split seed (a loader option, 7
+    here) decides which items notebook 04 scores, whatever notebook 04's own SEED (42, bootstrap) says."""
     spec = get_spec("goemotions")
     data = tmp_path / "data"
     _write_data("goemotions", data)
     everything = load("goemotions", data_dir=data)
-    jsd = {}
-    for seed in (42, 7):
-        dirs = Dirs(tmp_path / f"runs{seed}", tmp_path / f"results{seed}", tmp_path / f"figures{seed}")
-        _write_predictions(everything, spec.n_classes, dirs.runs / "zs.jsonl", "zero_shot")  # every item
-        _write_predictions(
-            everything, spec.n_classes, dirs.runs / "train" / "gen_shala_t" / "predictions_test.jsonl", "shala"
+    dirs = Dirs(tmp_path / "runs", tmp_path / "results", tmp_path / "figures")
+    _write_predictions(everything, spec.n_classes, dirs.runs / "zs.jsonl", "zero_shot")  # every item
+    _write_predictions(
+        everything, spec.n_classes, dirs.runs / "train" / "gen_shala_t" / "predictions_test.jsonl", "shala"
+    )
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "t.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "datasets": ["goemotions"],
+                "common": {"DATA_DIR": str(data), "PROCESSED_DIR": "{runs}/processed"},
+                "01_data_preparation": {"DATASETS": ["goemotions"], "SEED": 7},
+                "04_evaluation": {
+                    "per_dataset": True,
+                    "DATASET": "{dataset}",
+                    "ZERO_SHOT_FILE": "{runs}/zs.jsonl",
+                    "TRAIN_DIR": "{runs}/train",
+                    "RUN_PREFIX": "gen",
+                    "PROFILE": "t",
+                    "METHODS": ["shala"],
+                    "N_BOOT": 20,
+                    "SEED": 42,
+                },
+            }
         )
-        params = tmp_path / f"params{seed}"
-        params.mkdir()
-        (params / "t.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "datasets": ["goemotions"],
-                    "common": {"DATA_DIR": str(data), "PROCESSED_DIR": "{runs}/processed"},
-                    "01_data_preparation": {"DATASETS": ["goemotions"], "SEED": seed},
-                    "04_evaluation": {
-                        "per_dataset": True,
-                        "DATASET": "{dataset}",
-                        "ZERO_SHOT_FILE": "{runs}/zs.jsonl",
-                        "TRAIN_DIR": "{runs}/train",
-                        "RUN_PREFIX": "gen",
-                        "PROFILE": "t",
-                        "METHODS": ["shala"],
-                        "N_BOOT": 20,
-                    },
-                }
-            )
-        )
-        run_profile("t", ["01_data_preparation", "04_evaluation"], dirs, params, progress=False)
-        values = pd.read_csv(dirs.results / "table1_goemotions_t_values.csv").set_index("method")
-        test = load("goemotions", data_dir=data, seed=seed)
-        test = test[test["split"] == "test"]
-        g = np.stack(test["dist"].to_numpy()).astype(float)
+    )
+    run_profile("t", ["01_data_preparation", "04_evaluation"], dirs, params, progress=False)
+    values = pd.read_csv(dirs.results / "table1_goemotions_t_values.csv").set_index("method")
+
+    def shala_jsd(seed: int) -> tuple[int, float]:
+        table = load("goemotions", data_dir=data, seed=seed)
+        g = np.stack(table.loc[table["split"] == "test", "dist"].to_numpy()).astype(float)
         q = 0.5 * g + 0.5 / spec.n_classes
-        assert values.loc["shala", "n"] == len(test)
-        assert values.loc["shala", "jsd"] == pytest.approx(np.mean([jensenshannon(a, b, base=2) for a, b in zip(q, g)]))
-        jsd[seed] = values.loc["shala", "jsd"]
-    assert jsd[42] != pytest.approx(jsd[7])  # other test items, other scores
+        return len(g), float(np.mean([jensenshannon(a, b, base=2) for a, b in zip(q, g)]))
+
+    n7, jsd7 = shala_jsd(7)
+    assert values.loc["shala", "n"] == n7 and values.loc["shala", "jsd"] == pytest.approx(jsd7)
+    assert values.loc["shala", "jsd"] != pytest.approx(shala_jsd(42)[1])  # not the items of seed 42
