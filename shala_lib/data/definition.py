@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from shala_lib.data.download import RemoteFile
 from shala_lib.data.distributions import ENTROPY_BINS
+from shala_lib.data.download import RemoteFile
 from shala_lib.data.prompts import PromptTemplate
 from shala_lib.data.specs import MODALITIES, DatasetSpec
 
