@@ -72,10 +72,6 @@ def method_label(name: str) -> str:
     return method.label if method else name
 
 
-def method_labels(names: Sequence[str] | None = None) -> dict[str, str]:
-    return {m.name: m.label for m in registered_methods() if names is None or m.name in names}
-
-
 def method_palette(names: Sequence[str]) -> dict[str, str]:
     """Each method's fixed colour, the same in every figure (one fallback colour for unregistered names)."""
     found = {n: _METHODS.find(n) for n in names}
