@@ -122,6 +122,39 @@ def test_model_family_and_thinker_loading(tiny_thinker, tiny):
     assert ids == sorted(tok.convert_tokens_to_ids(t) for t in ("<|AUDIO|>", "<|IMAGE|>", "<|VIDEO|>"))
 
 
+def _copy_with_keys(src: str, dst: Path, rename) -> Path:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    state = load_file(str(Path(src) / "model.safetensors"))
+    save_file({rename(k): v for k, v in state.items()}, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
+def test_thinker_from_a_full_omni_layout_loads_every_tensor(tiny_thinker, tmp_path):
+    """A full Omni checkpoint's key layout ('thinker.' prefix) gives the same tensors, every one of them."""
+    full = _copy_with_keys(tiny_thinker, tmp_path / "full", lambda k: "thinker." + k)
+    want = load_thinker(tiny_thinker, dtype=torch.float32).state_dict()
+    got = load_thinker(str(full), dtype=torch.float32).state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_thinker_with_an_unknown_key_layout_is_refused(tiny_thinker, tmp_path):
+    """transformers would load it with 24 of 73 tensors random and one log line; we refuse, naming them."""
+    from shala_lib.generation.omni import CheckpointMismatchError
+
+    odd = _copy_with_keys(tiny_thinker, tmp_path / "odd", lambda k: k.replace("model.layers.", "model.blocks."))
+    with pytest.raises(CheckpointMismatchError) as e:
+        load_thinker(str(odd), dtype=torch.float32)
+    msg = str(e.value)
+    assert str(odd) in msg and "24 missing keys (model.language_model.layers.0.input_layernorm.weight" in msg
+    assert "24 unexpected keys (model.language_model.blocks.0.input_layernorm.weight" in msg
+    with pytest.raises(CheckpointMismatchError):
+        load_model(str(odd), device="cpu")  # the path every caller takes
+
+
 def test_processor_path_and_audio_token_count(tiny_thinker, msp_speech):
     from transformers import WhisperFeatureExtractor
 

@@ -63,11 +63,41 @@ def is_omni(model: Any) -> bool:
     return getattr(getattr(model, "config", None), "model_type", "") in OMNI_MODEL_TYPES
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors do not match the thinker's: some would stay random, or some would be ignored."""
+
+
+def check_loading_info(path: str, info: dict[str, Any]) -> None:
+    """Raise `CheckpointMismatchError` naming the missing, unexpected and shape-mismatched thinker tensors of
+    a `from_pretrained(..., output_loading_info=True)` load. transformers only logs them, and a key layout it
+    does not know would otherwise train and evaluate a partly random model. The talker's and token2wav's
+    tensors of a full Omni checkpoint are not reported by transformers (the thinker ignores them)."""
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k) for k in info.get(kind) or ())
+        if keys:
+            shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
+            problems.append(f"{len(keys)} {kind.replace('_', ' ')} ({shown})")
+    errors = [str(e) for e in info.get("error_msgs") or ()]
+    if errors:
+        problems.append("errors: " + "; ".join(errors[:3]))
+    if problems:
+        raise CheckpointMismatchError(
+            f"{path}: the checkpoint does not match Qwen2.5-Omni's thinker: " + "; ".join(problems) + ". Missing "
+            "tensors would stay randomly initialised. Is this a Qwen2.5-Omni checkpoint saved by transformers "
+            "(keys 'thinker.model...' in a full model, 'model...' in a thinker)?"
+        )
+
+
 def load_thinker(path: str, dtype: Any, **kwargs: Any) -> Any:
-    """The thinker of a Qwen2.5-Omni checkpoint, vision tower frozen."""
+    """The thinker of a Qwen2.5-Omni checkpoint, vision tower frozen; every thinker tensor must come from the
+    checkpoint (`check_loading_info`)."""
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
-    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path, dtype=dtype, **kwargs)
+    model, info = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+        path, dtype=dtype, output_loading_info=True, **kwargs
+    )
+    check_loading_info(str(path), info)
     freeze_vision(model)
     return model
 
