@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from shala_lib.data.audio import AudioReadError, ClipReport, read_audio, survey_clips
+from shala_lib.data.audio import AudioReadError, ClipReport, feature_window, read_audio, survey_clips
 from shala_lib.data.canonical import DataFormatError
 from shala_lib.data.loading import load
 from shala_lib.data.prompts import build_messages
@@ -66,11 +66,22 @@ def test_read_audio_errors_name_the_file(tmp_path):
 
 def test_clips_beyond_the_window_are_counted(msp_speech):
     clips = sorted(str(p) for p in (msp_speech / "msp_podcast" / "Audios").glob("*.wav"))
-    secs, report = survey_clips(clips)
+    secs, report = survey_clips(clips, window_s=30.0)  # Whisper's 30 s window; the fixture has one 31 s clip
     assert report.n_clips == 40 and report.n_long == 1 and secs.max() == pytest.approx(31.0, abs=1e-3)
     assert "1 of 40 clip(s) are longer than the 30 s feature window" in report.message()
     assert "MSP-PODCAST_0000_0001.wav (31.0 s)" in report.message()
-    assert ClipReport().message() is None
+    assert ClipReport(window_s=30.0).message() is None
+    assert survey_clips(clips, window_s=300.0)[1].n_long == 0  # Qwen2.5-Omni-7B's window holds it
+
+
+def test_the_window_comes_from_the_feature_extractor_config(tiny_thinker):
+    from transformers import WhisperFeatureExtractor
+
+    omni = feature_window(load_processor(tiny_thinker)[0])  # the tiny thinker has Qwen2.5-Omni-7B's config
+    assert (omni.seconds, omni.max_frames, omni.hop_length) == (300.0, 30_000, 160)
+    whisper = feature_window(WhisperFeatureExtractor(feature_size=80, chunk_length=30))
+    assert (whisper.seconds, whisper.max_frames) == (30.0, 3000)
+    assert omni.frames(31.0) == 3100 and whisper.frames(31.0) == 3000 and omni.frames(0.01) == 1
 
 
 # --- MSP-Podcast as released ---------------------------------------------------------------------
@@ -170,15 +181,53 @@ def test_processor_path_and_audio_token_count(tiny_thinker, msp_speech):
     assert "hello there" in text and text.endswith("<|im_start|>assistant\n")
     enc = encode(proc, [text] * 3, clips)
     assert set(enc) == {"input_ids", "attention_mask", "input_features", "feature_attention_mask"}
-    assert tuple(enc["input_features"].shape) == (3, 128, 3000)
     frames = enc["feature_attention_mask"].sum(-1).tolist()
-    assert frames == [min(-(-len(c) // 160), 3000) for c in clips]  # 10 ms hop; the 31 s clip fills the window
+    assert frames == [-(-len(c) // 160) for c in clips]  # 10 ms hop; the 31 s clip is inside the 300 s window
+    # padded to the longest clip (+1 hop), not to the window's 30,000 frames
+    assert tuple(enc["input_features"].shape) == (3, 128, max(frames) + 1) and frames[0] == 3100
     n_audio = (enc["input_ids"] == proc.tokenizer.convert_tokens_to_ids("<|AUDIO|>")).sum(-1).tolist()
-    assert n_audio == [int(audio_token_count(f)) for f in frames] and n_audio[0] == 750
-    # the features are the model's own Whisper extractor's (128 mel bins, padded to 3,000 frames)
+    assert n_audio == [int(audio_token_count(f)) for f in frames] and n_audio[0] == 775
+    # the frames the encoder reads are the model's own Whisper extractor's, padded to its full window
     fe = WhisperFeatureExtractor.from_pretrained(tiny_thinker)
-    ref = fe(clips[1], sampling_rate=16_000, padding="max_length", return_tensors="pt")["input_features"]
-    assert torch.allclose(enc["input_features"][1], ref[0])
+    for i, clip in enumerate(clips):
+        ref = fe(clip, sampling_rate=16_000, padding="max_length", return_tensors="pt")["input_features"]
+        assert ref.shape[-1] == 30_000
+        assert torch.equal(enc["input_features"][i, :, : frames[i]], ref[0, :, : frames[i]])
+
+
+def test_longest_padding_leaves_the_model_outputs_unchanged(tiny_thinker, msp_speech):
+    """Window-padded (30,000 frames) and longest-padded features give the same logits."""
+    model, _ = load_model(tiny_thinker, device="cpu")
+    proc, _ = load_processor(tiny_thinker)
+    audios = msp_speech / "msp_podcast" / "Audios"
+    clips = [read_audio(audios / f"MSP-PODCAST_{i:04d}_0001.wav") for i in (1, 5)]
+    item = {"text": "same words", "audio_path": "unused"}
+    text = format_prompt(proc, build_messages(MSP, item, modality="speech+text", system=OMNI_SYSTEM_PROMPT))
+    short = encode(proc, [text] * 2, clips)
+    fe = proc.feature_extractor
+    full = fe(clips, sampling_rate=16_000, padding="max_length", return_attention_mask=True, return_tensors="pt")
+    assert full["input_features"].shape[-1] == 30_000 > short["input_features"].shape[-1]
+    assert torch.equal(full["attention_mask"].sum(-1), short["feature_attention_mask"].sum(-1))
+    with torch.no_grad():
+        a = model(**short).logits
+        b = model(
+            input_ids=short["input_ids"],
+            attention_mask=short["attention_mask"],
+            input_features=full["input_features"],
+            feature_attention_mask=full["attention_mask"],
+        ).logits
+    assert torch.allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_clips_beyond_the_window_are_cut_to_it(tiny_thinker):
+    from shala_lib.generation.omni import ComposedOmniProcessor
+
+    proc, _ = load_processor(tiny_thinker)
+    fe = type(proc.feature_extractor)(feature_size=128, chunk_length=1)  # a 1 s window, 100 frames
+    small = ComposedOmniProcessor(fe, proc.tokenizer, "")
+    clip = synth_speech(1.5, 16_000, 200.0, 0.3)
+    feats = small.features([clip, clip[:8000]])
+    assert feats["attention_mask"].sum(-1).tolist() == [100, 50] and feats["input_features"].shape[-1] == 100
 
 
 def test_speech_prompts_per_modality():
@@ -231,7 +280,9 @@ def test_predict_speech_text_resumes_and_records(tiny_thinker, msp_speech, tmp_p
     preds = predict(items, MSP, model, tok, out_path, max_new_tokens=6, batch_size=2, progress=False)
     assert len(preds) == 5 and len(seen) == 3  # batches of 2, 2, 1
     assert all(k["suppress_tokens"] == placeholder_token_ids(model) for k in seen)
-    assert all(k["input_features"].shape[1:] == (128, 3000) for k in seen)
+    # each batch's features are padded to its longest clip (+1 hop), far below the 30,000-frame window
+    assert all(k["input_features"].shape[-1] == k["feature_attention_mask"].sum(-1).max() + 1 for k in seen)
+    assert all(k["input_features"].shape[-1] < 30_000 for k in seen)
     # length-sorted: the longest prompt (text + audio tokens) goes first
     assert seen[0]["input_ids"].shape[1] >= seen[-1]["input_ids"].shape[1]
     meta = json.loads(sidecar_path(out_path).read_text())

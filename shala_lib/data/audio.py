@@ -1,23 +1,55 @@
 """Speech clips for audio models: read any WAV/FLAC/OGG, mix to mono, resample to the processor's rate.
 
 Reading uses `soundfile` (libsndfile) and resampling `soxr` (the high-quality SoX resampler), the
-libraries transformers' own audio utilities rely on. Whisper-style feature extractors (Qwen2.5-Omni's)
-take at most 30 s (3,000 mel frames): a longer clip is cut to its first 30 s. That is never silent:
+libraries transformers' own audio utilities rely on. A Whisper-style feature extractor reads at most its
+window (`FeatureWindow`, from the model's own feature-extractor config: Qwen2.5-Omni-7B's is 300 s, 30,000
+mel frames of 10 ms; Whisper's 30 s): a longer clip is cut to its first window. That is never silent:
 `ClipReport` counts such clips and names the longest, and callers log it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Qwen2.5-Omni's WhisperFeatureExtractor
-WINDOW_S = 30.0  # 3,000 frames x 10 ms hop
+
+
+@dataclass(frozen=True)
+class FeatureWindow:
+    """What a feature extractor reads of a clip: `max_frames` mel frames of `hop_length` samples at
+    `sampling_rate` Hz (Qwen2.5-Omni-7B: 30,000 x 160 at 16 kHz = 300 s)."""
+
+    sampling_rate: int
+    hop_length: int
+    max_frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.max_frames * self.hop_length / self.sampling_rate
+
+    @property
+    def max_samples(self) -> int:
+        return self.max_frames * self.hop_length
+
+    def frames(self, seconds: float) -> int:
+        """Mel frames the extractor gives for a clip of `seconds` (at most the window)."""
+        return min(math.ceil(round(seconds * self.sampling_rate) / self.hop_length), self.max_frames)
+
+
+def feature_window(feature_extractor: Any) -> FeatureWindow:
+    """The window of a Whisper-style feature extractor (or of a processor holding one), from its config."""
+    fe = getattr(feature_extractor, "feature_extractor", feature_extractor)
+    hop = int(fe.hop_length)
+    frames = int(getattr(fe, "nb_max_frames", 0) or int(fe.n_samples) // hop)
+    return FeatureWindow(sampling_rate=int(fe.sampling_rate), hop_length=hop, max_frames=frames)
 
 
 class AudioReadError(OSError):
@@ -57,9 +89,10 @@ def clip_seconds(path: str | Path) -> float:
 
 @dataclass
 class ClipReport:
-    """Counts the clips longer than the feature window (cut to its first `window_s` seconds)."""
+    """Counts the clips longer than the feature window (cut to its first `window_s` seconds: `feature_window`
+    of the model's feature extractor)."""
 
-    window_s: float = WINDOW_S
+    window_s: float
     seen: set[str] = field(default_factory=set)
     long: dict[str, float] = field(default_factory=dict)
 
@@ -96,7 +129,7 @@ class ClipReport:
         return {"n_clips": self.n_clips, "n_longer_than_window": self.n_long, "window_s": self.window_s}
 
 
-def survey_clips(paths: list[str], window_s: float = WINDOW_S) -> tuple[np.ndarray, ClipReport]:
+def survey_clips(paths: list[str], window_s: float) -> tuple[np.ndarray, ClipReport]:
     """(duration of each clip in seconds, report of those longer than the window)."""
     report = ClipReport(window_s=window_s)
     secs = np.zeros(len(paths))

@@ -218,10 +218,11 @@ def generate_hf(
     tokenizer.padding_side = "left"
     lengths = prompt_lengths(tokenizer, prompts)
     if clips is not None:
-        from shala_lib.data.audio import WINDOW_S, clip_seconds
+        from shala_lib.data.audio import clip_seconds, feature_window
         from shala_lib.generation.omni import audio_token_count
 
-        frames = np.array([min(clip_seconds(c), WINDOW_S) * 100 for c in clips]).astype(int)
+        window = feature_window(processor)
+        frames = np.array([window.frames(clip_seconds(c)) for c in clips])
         lengths = lengths + audio_token_count(np.maximum(frames, 1))
         cache = "dynamic"
     order = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(prompts))
@@ -400,9 +401,12 @@ def predict(
     set_aside_if_changed(out_path, fingerprint)
     clip_report = None
     if speech:
-        from shala_lib.data.audio import survey_clips
+        from shala_lib.data.audio import feature_window, survey_clips
 
-        _, clip_report = survey_clips([str(p) for p in items["audio_path"]]) if "audio_path" in items else (None, None)
+        window_s = feature_window(processor).seconds
+        _, clip_report = (
+            survey_clips([str(p) for p in items["audio_path"]], window_s) if "audio_path" in items else (None, None)
+        )
         if clip_report is None:
             raise KeyError(f"{spec.name}: modality {modality!r} needs an audio_path column in the items")
         clip_report.log(out_path.name)

@@ -5,12 +5,14 @@ transformers maps the nested `thinker_config` and leaves the talker and token2wa
 vision tower is frozen and never run (every input here is text or speech). The family of a model is read
 from `config.model_type`; every other model keeps the causal-LM path (`shala_lib.generation.models`).
 
-Processor. transformers' `Qwen2_5OmniProcessor` is WhisperFeatureExtractor (128 mel bins, 16 kHz, padded to
-3,000 frames) + image and video processors + tokenizer, and in transformers 5.23 it cannot be built without
-`torchvision` (which CPU-only machines may lack). `load_processor` takes `AutoProcessor` when it loads and
-otherwise composes the same audio+text path from the model's own feature-extractor config, tokenizer and
-chat template (`ComposedOmniProcessor`): the same keys (`input_ids`, `attention_mask`, `input_features`,
-`feature_attention_mask`), the same expansion of each `<|AUDIO|>` into `((L-1)//2+1-2)//2+1` audio tokens for
+Processor. transformers' `Qwen2_5OmniProcessor` is WhisperFeatureExtractor (128 mel bins, 16 kHz, a 300 s
+window of 30,000 frames in Qwen2.5-Omni-7B's config) + image and video processors + tokenizer, and in
+transformers 5.23 it cannot be built without `torchvision` (which CPU-only machines may lack).
+`load_processor` takes `AutoProcessor` when it loads and otherwise composes the same audio+text path from the
+model's own feature-extractor config, tokenizer and chat template (`ComposedOmniProcessor`): the same keys
+(`input_ids`, `attention_mask`, `input_features`, `feature_attention_mask`; features padded to the batch's
+longest clip rather than to the window), the same expansion of each `<|AUDIO|>` into `((L-1)//2+1-2)//2+1`
+audio tokens for
 L mel frames. Which path ran is returned and recorded (`processor_kind`); `benchmarks/gpu_proof.sh omni`
 checks both give identical inputs on the same clips where torchvision is present.
 
@@ -29,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shala_lib.data.audio import SAMPLE_RATE
+from shala_lib.data.audio import SAMPLE_RATE, feature_window
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,25 @@ class ComposedOmniProcessor:
         if self.audio_token_id is None or self.audio_token_id == tokenizer.unk_token_id:
             raise ValueError(f"the tokenizer has no audio token {self.audio_token!r}")
 
+    def features(self, clips: Sequence[np.ndarray], return_tensors: str = "pt") -> Any:
+        """Log-mel features of clips cut to the window and padded to the longest clip of the batch (not to
+        the window: Qwen2.5-Omni-7B's is 30,000 frames, 10x what a 30 s clip needs). The audio encoder reads
+        only the frames `feature_attention_mask` marks, and those are bit-identical to the window-padded ones
+        (the padding is zeros either way; one extra hop keeps the longest clip's last frame, which Whisper's
+        STFT framing drops at the end of the padded signal)."""
+        window = feature_window(self.feature_extractor)
+        cut = [np.asarray(c)[: window.max_samples] for c in clips]
+        longest = max(len(c) for c in cut)
+        padded_to = min(window.max_samples, (-(-longest // window.hop_length) + 1) * window.hop_length)
+        return self.feature_extractor(
+            cut,
+            sampling_rate=SAMPLE_RATE,
+            return_attention_mask=True,
+            padding="max_length",
+            max_length=padded_to,
+            return_tensors=return_tensors,
+        )
+
     def apply_chat_template(self, conversation: Any, tokenize: bool = False, **kwargs: Any) -> Any:
         return self.tokenizer.apply_chat_template(
             conversation, chat_template=self.chat_template, tokenize=tokenize, **kwargs
@@ -177,13 +198,7 @@ class ComposedOmniProcessor:
             raise ValueError(f"{n_slots} {self.audio_token} placeholder(s) in the text but {len(clips)} clip(s)")
         data: dict[str, Any] = {}
         if clips:
-            feats = self.feature_extractor(
-                clips,
-                sampling_rate=SAMPLE_RATE,
-                return_attention_mask=True,
-                padding="max_length",
-                return_tensors=return_tensors,
-            )
+            feats = self.features(clips, return_tensors)
             data["input_features"] = feats["input_features"]
             data["feature_attention_mask"] = feats["attention_mask"]
             counts = iter(int(n) for n in audio_token_count(np.asarray(feats["attention_mask"].sum(-1))))

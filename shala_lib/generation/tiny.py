@@ -219,7 +219,7 @@ def build_tiny_thinker(
 ) -> Path:
     """A random Qwen2.5-Omni thinker directory (`thinker_config`: ~0.2M parameters at the tiny size) with
     a BPE tokenizer trained on `texts`, an Omni-style chat template and the real model's
-    WhisperFeatureExtractor settings (128 mel bins, 16 kHz, 3,000 frames). Built offline.
+    WhisperFeatureExtractor settings (128 mel bins, 16 kHz, 30,000 frames). Built offline.
     `with_weights=False` writes config, tokenizer and feature extractor only (the 7B size is built in
     memory from the config by the GPU proof instead of being written to disk)."""
     import torch
@@ -240,7 +240,8 @@ def build_tiny_thinker(
     else:
         cfg.save_pretrained(out)
     tok.save_pretrained(out)
-    # the real model's feature extractor: 128 mel bins, 16 kHz, 30 s windows of 3,000 frames (10 ms hop)
-    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30, n_fft=400, hop_length=160)
+    # the real model's feature extractor (Qwen2.5-Omni-7B's preprocessor_config.json): 128 mel bins, 16 kHz,
+    # a 300 s window of 30,000 frames (10 ms hop)
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=300, n_fft=400, hop_length=160)
     fe.save_pretrained(out)
     return out

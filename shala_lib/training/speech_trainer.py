@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from shala_lib.data.audio import ClipReport, clip_seconds, read_audio
+from shala_lib.data.audio import ClipReport, clip_seconds, feature_window, read_audio
 from shala_lib.generation.omni import encode
 from shala_lib.training.rollouts import StructuredGRPOTrainer
 
@@ -45,7 +45,7 @@ class SpeechGRPOTrainer(StructuredGRPOTrainer):
         super().__init__(*args, **kwargs)
         self.audio_processor = audio_processor
         self.audio_column = audio_column
-        self.clip_report = ClipReport()
+        self.clip_report = ClipReport(window_s=feature_window(audio_processor).seconds)
         self._row_clips: list[str] | None = None  # set for one `_generate_and_score_completions` call
         self._audio: dict[str, torch.Tensor] | None = None  # features of the rows being scored
 
