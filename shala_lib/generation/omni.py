@@ -12,9 +12,8 @@ transformers 5.23 it cannot be built without `torchvision` (which CPU-only machi
 model's own feature-extractor config, tokenizer and chat template (`ComposedOmniProcessor`): the same keys
 (`input_ids`, `attention_mask`, `input_features`, `feature_attention_mask`; features padded to the batch's
 longest clip rather than to the window), the same expansion of each `<|AUDIO|>` into `((L-1)//2+1-2)//2+1`
-audio tokens for
-L mel frames. Which path ran is returned and recorded (`processor_kind`); `benchmarks/gpu_proof.sh omni`
-checks both give identical inputs on the same clips where torchvision is present.
+audio tokens for L mel frames. Which path ran is returned and recorded (`processor_kind`);
+`benchmarks/gpu_proof.sh omni` checks both give identical inputs on the same clips where torchvision is present.
 
 System prompt. The Omni chat template inserts Qwen's default system prompt when a conversation has none.
 Prompts here always carry it explicitly (`OMNI_SYSTEM_PROMPT`, the same words), for text and speech alike,
