@@ -22,7 +22,8 @@
 # blocks: the whole dataset, then each subset (ChaosNLI, ChaosNLI-M, ChaosNLI-S: the same predictions
 # scored per subset), each block ranked and compared with its own zero-shot row. Bootstrap 95% CIs
 # are in a companion table. Table 2 puts our numbers beside the published ones, each with its source
-# and JSD log base.
+# and JSD log base. "Table 1 beside the paper's" lists, method by method, our value, the paper's
+# Table 1 value and the difference, with each side's change against its own zero-shot row.
 
 # %% tags=["parameters"]
 DATASET = "chaosnli"
@@ -35,6 +36,7 @@ N_BOOT = 1000
 SEED = 42
 DATA_DIR = None
 RESULTS_DIR = "results"
+EXTRA_METRICS = ()  # metrics beyond the paper's five as Table 1 columns, e.g. ("manhattan", "tvd", "kl", "f1_present")
 
 PROCESSED_DIR = None  # notebook 01's prepared tables (the runner passes them); None: read the data files
 # %%
@@ -45,6 +47,7 @@ from shala_lib.evaluation.tables import (
     block_scores,
     confidence_table,
     table1,
+    table1_vs_paper,
     table2_blocks,
     table_blocks,
     write_table1,
@@ -52,8 +55,13 @@ from shala_lib.evaluation.tables import (
 from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.collapse import warn_if_collapsed
 from shala_lib.scoring.methods import method_label, trained_methods
+from shala_lib.scoring.metrics import extra_metrics, table_metrics
 
 METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
+unknown = set(EXTRA_METRICS) - set(extra_metrics())
+if unknown:
+    raise ValueError(f"EXTRA_METRICS {sorted(unknown)} unknown; choose from {list(extra_metrics())}")
+TABLE_METRICS = [*table_metrics(), *EXTRA_METRICS]
 
 cmp = load_comparison(
     DATASET,
@@ -85,9 +93,23 @@ print(
 for _, row in scores[(scores["block"] == blocks[0].name) & scores["method"].isin(["zero_shot", *METHODS])].iterrows():
     if row["input_independent"]:
         warn_if_collapsed(row.to_dict(), f"{method_label(row['method'])} on {spec.name}")
-t1 = table1(scores)
-write_table1(scores, RESULTS_DIR, f"table1_{spec.name}_{PROFILE}")
+t1 = table1(scores, metrics=TABLE_METRICS)
+write_table1(scores, RESULTS_DIR, f"table1_{spec.name}_{PROFILE}", metrics=TABLE_METRICS)
 display(Markdown(t1.to_markdown(index=False)))
+
+# %% [markdown]
+# ## Table 1 beside the paper's
+# The paper's Table 1 (`shala_lib/resources/paper_table1.csv`, JSD base 2) for the same blocks:
+# ours, the paper's, ours − paper, and each side's change against its own zero-shot row (+ = better;
+# the paper's as printed). Not written for a dataset the paper does not report.
+
+# %%
+vs_paper = table1_vs_paper(scores, blocks)
+if len(vs_paper):
+    write_table(vs_paper, RESULTS_DIR, f"table1_{spec.name}_{PROFILE}_vs_paper", floatfmt=".3f")
+    display(Markdown(vs_paper.to_markdown(index=False, floatfmt=".3f")))
+else:
+    print(f"the paper reports no Table 1 rows for {spec.name}")
 
 # %% [markdown]
 # ## Bootstrap 95% confidence intervals

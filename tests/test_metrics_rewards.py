@@ -68,9 +68,53 @@ def test_evaluate_hand_computed_and_sklearn():
     r = evaluate(p, g, list("abcd"))
     yt, yp = g.argmax(1), p.argmax(1)
     assert r["acc"] == pytest.approx(accuracy_score(yt, yp))
-    assert r["f1"] == pytest.approx(f1_score(yt, yp, average="macro"))
+    assert r["f1"] == pytest.approx(f1_score(yt, yp, labels=range(4), average="macro", zero_division=0))
     assert r["wf1"] == pytest.approx(f1_score(yt, yp, average="weighted"))
     assert r["jsd"] == pytest.approx(np.mean([jensenshannon(a, b, base=2) for a, b in zip(p, g)]))
+
+
+def test_macro_f1_averages_over_all_classes_as_app_e():
+    """App. E: macro F1 = 1/|Y| sum over all classes. A group lacking a class (no gold item, never
+    predicted) counts that class as 0; scikit-learn's default (`f1_present`) leaves it out.
+    Gold labels [0, 0, 1, 1], predicted [0, 1, 1, 1], classes 0-2 (2 absent):
+    F1_0 = 2*1/(2+1) = 2/3, F1_1 = 2*2/(2+3) = 4/5, F1_2 = 0 ->
+    macro = (2/3 + 4/5 + 0) / 3 = 22/45; present labels only: (2/3 + 4/5) / 2 = 11/15."""
+    from shala_lib.scoring.metrics import evaluate_by, f1_scores
+
+    gold = np.eye(3)[[0, 0, 1, 1]] * 0.8 + 0.2 / 3
+    pred = np.eye(3)[[0, 1, 1, 1]]
+    res = evaluate(pred, gold, CHAOSNLI.classes)
+    assert res["f1"] == pytest.approx(22 / 45) and res["f1_present"] == pytest.approx(11 / 15)
+    yt, yp = gold.argmax(1), pred.argmax(1)
+    assert res["f1"] == pytest.approx(f1_score(yt, yp, labels=[0, 1, 2], average="macro", zero_division=0))
+    assert res["f1_present"] == pytest.approx(f1_score(yt, yp, average="macro"))
+    assert res["wf1"] == pytest.approx((2 * 2 / 3 + 2 * 4 / 5) / 4)  # weighted by gold support: unchanged
+    macro, _, per_class = f1_scores(yt, yp, 3)
+    assert per_class.tolist() == pytest.approx([2 / 3, 4 / 5, 0.0]) and macro == pytest.approx(22 / 45)
+    # per level too. low: gold [0, 0], predicted [0, 1] -> F1_0 = 2/3, F1_1 = 0, F1_2 = 0:
+    # 2/9 over all classes, 1/3 over the two present; high: gold [1, 1] predicted right -> F1_1 = 1:
+    # 1/3 over all classes, 1 over the one present (the paper's figures would show 1/3)
+    levels = ["low", "low", "high", "high"]
+    t = evaluate_by(pred, gold, CHAOSNLI.classes, levels, ["low", "high"]).set_index("group")
+    assert t.loc["low", "f1"] == pytest.approx(2 / 9) and t.loc["low", "f1_present"] == pytest.approx(1 / 3)
+    assert t.loc["high", "f1"] == pytest.approx(1 / 3) and t.loc["high", "f1_present"] == pytest.approx(1.0)
+
+
+def test_metrics_beyond_the_paper_hand_computed():
+    """LeWiDi's Manhattan distance, total variation, KL with its base; computed by `evaluate`, not
+    Table 1 columns unless asked for."""
+    from shala_lib.scoring.metrics import extra_metrics, manhattan, table_metrics
+
+    p, q = np.array([0.7, 0.2, 0.1]), np.array([0.4, 0.4, 0.2])
+    assert manhattan(p, q) == pytest.approx(0.3 + 0.2 + 0.1)
+    assert total_variation(p, q) == pytest.approx(0.3)
+    kl = 0.7 * math.log(0.7 / 0.4) + 0.2 * math.log(0.2 / 0.4) + 0.1 * math.log(0.1 / 0.2)
+    assert kl_divergence(p, q) == pytest.approx(kl)  # nats
+    assert kl_divergence(p, q, base=2) == pytest.approx(kl / math.log(2))  # bits
+    res = evaluate(np.array([q]), np.array([p]), CHAOSNLI.classes)  # kl is KL(gold || pred)
+    assert (res["manhattan"], res["tvd"], res["kl"]) == pytest.approx((0.6, 0.3, kl))
+    assert table_metrics() == ("jsd", "bc", "acc", "f1", "wf1")
+    assert {"manhattan", "tvd", "kl", "jsd_e", "f1_present"} <= set(extra_metrics())
 
 
 def test_bad_metric_input_is_clear():

@@ -26,9 +26,10 @@ TABLES = {  # name -> extensions
     f"table1_{D}_{P}": ("md", "tex"),
     f"table1_{D}_{P}_values": ("csv",),
     f"table1_{D}_{P}_bootstrap_ci": ("csv", "md", "tex"),
+    f"table1_{D}_{P}_vs_paper": ("csv", "md", "tex"),
     f"table2_{D}_{P}": ("csv", "md", "tex"),
     **{f"{D}_{P}_{k}": ("csv", "md", "tex") for k in ("metrics_by_ambiguity", "metrics_by_class", "degradation_tests")},
-    **{f"{D}_{P}_reasoning_{k}": ("csv", "md", "tex") for k in ("examples", "multiple_interpretations")},
+    **{f"{D}_{P}_reasoning_{k}": ("csv", "md", "tex") for k in ("examples", "multiple_interpretations", "paper_items")},
 }
 FIGURES = {
     f"fig_{D}_ambiguity_distribution": ["ChaosNLI: annotator disagreement", "items per ambiguity level and split"],
@@ -57,7 +58,7 @@ def _recompute(pred_files: dict[str, Path], gold: pd.DataFrame, subset: str | No
             "jsd": float(np.mean([jensenshannon(a, b, base=2) for a, b in zip(q, g)])),
             "bc": float(np.sqrt(q * g).sum(axis=1).mean()),
             "acc": float((y == yhat).mean()),
-            "f1": float(f1_score(y, yhat, average="macro", zero_division=0)),  # classes present, as sklearn
+            "f1": float(f1_score(y, yhat, labels=range(3), average="macro", zero_division=0)),  # all classes (App. E)
         }
     return pd.DataFrame(rows).T
 

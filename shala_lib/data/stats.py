@@ -1,7 +1,11 @@
-"""Dataset statistics like the paper's Tables 5-10, computed from the canonical table."""
+"""Dataset statistics like the paper's Tables 5-10, computed from the canonical table, and the
+paper's own (`resources/paper_dataset_stats.csv`) beside them (`stats_vs_paper`)."""
 
 from __future__ import annotations
 
+from importlib import resources
+
+import numpy as np
 import pandas as pd
 
 from shala_lib.data.specs import DatasetSpec, get_spec
@@ -67,3 +71,37 @@ def split_stats(df: pd.DataFrame, spec: DatasetSpec | None = None) -> pd.DataFra
     table = pd.crosstab(df["split"], df["ambiguity_level"]).reindex(columns=list(spec.levels), fill_value=0)
     table["total"] = table.sum(axis=1)
     return table.reindex(["train", "validation", "test"]).fillna(0).astype(int)
+
+
+def paper_dataset_stats(dataset: str | None = None) -> pd.DataFrame:
+    """The paper's Tables 5-10 (`resources/paper_dataset_stats.csv`): per `table`, `dataset` (display
+    name: ChaosNLI, ChaosNLI-S, ChaosNLI-M, MSP-Podcast, GoEmotions), `grouping` ("majority": Tables
+    5-7, by display label; "ambiguity": Tables 8-10, by our level name), `group`, the label the paper
+    prints, `count` and, for the active-label tables 9-10, `mean_entropy` (4 decimals)."""
+    with resources.files("shala_lib.resources").joinpath("paper_dataset_stats.csv").open() as fh:
+        table = pd.read_csv(fh, dtype={"group": str})
+    return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
+
+
+def stats_vs_paper(df: pd.DataFrame, spec: DatasetSpec | None = None) -> pd.DataFrame:
+    """Our Tables 5-10 counts (and mean normalized entropies) beside the paper's, row by row, for every
+    (sub)set of `df` the paper reports: columns table, dataset, grouping, group, count, paper_count,
+    count_diff (ours - paper), mean_entropy, paper_mean_entropy. Empty for a dataset the paper
+    does not cover."""
+    spec = spec or get_spec(df["dataset"].iloc[0])
+    ours = pd.concat(
+        [
+            majority_stats(df, spec).rename(columns={"majority_label": "group"}).assign(grouping="majority"),
+            ambiguity_stats(df, spec).rename(columns={"ambiguity_level": "group"}).assign(grouping="ambiguity"),
+        ],
+        ignore_index=True,
+    )
+    paper = paper_dataset_stats()
+    paper = paper[paper["dataset"].isin(set(ours["dataset"]))]
+    out = paper.merge(ours, on=["dataset", "grouping", "group"], how="left", suffixes=("_paper", ""))
+    out = out.rename(columns={"count_paper": "paper_count", "mean_entropy_paper": "paper_mean_entropy"})
+    out["count"] = out["count"].astype(float)
+    out["count_diff"] = out["count"] - out["paper_count"]
+    out.loc[out["grouping"] == "majority", "mean_entropy"] = np.nan  # Tables 5-7 give counts only
+    cols = ["table", "dataset", "grouping", "group", "count", "paper_count", "count_diff"]
+    return out[[*cols, "mean_entropy", "paper_mean_entropy"]].reset_index(drop=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from importlib import resources
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,7 +12,14 @@ import seaborn as sns
 
 from shala_lib.evaluation.significance import degradation_test
 from shala_lib.scoring.methods import method_label, method_palette
-from shala_lib.scoring.metrics import evaluate_by, evaluate_by_class, figure_metrics, metric_label, per_item
+from shala_lib.scoring.metrics import (
+    evaluate_by,
+    evaluate_by_class,
+    figure_metrics,
+    get_metric,
+    metric_label,
+    per_item,
+)
 
 
 def per_item_scores(preds: Mapping[str, np.ndarray], gold: np.ndarray, items: pd.DataFrame) -> pd.DataFrame:
@@ -129,21 +137,80 @@ def plot_by_class(grouped: pd.DataFrame, classes: Sequence[str], title: str = ""
     return fig
 
 
-def degradation_table(scores: pd.DataFrame, order: Sequence[str], metric: str = "jsd") -> pd.DataFrame:
-    """Per method: mean per level, relative change low->high, Kruskal-Wallis and Spearman tests."""
+DEGRADATION_METRICS: tuple[str, ...] = ("jsd", "bc", "acc", "f1", "wf1")
+
+
+def paper_ambiguity_findings(dataset: str | None = None) -> pd.DataFrame:
+    """What the paper's Section 5.2 reports across ambiguity levels (`resources/paper_ambiguity_findings.csv`):
+    per dataset, method (registry name) and metric, a `quantity` (`change_%` low->high, a level's value,
+    or `p` of the degradation test), its `relation` (= or >), `value`, and the sentence it comes from."""
+    with resources.files("shala_lib.resources").joinpath("paper_ambiguity_findings.csv").open() as fh:
+        table = pd.read_csv(fh)
+    return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
+
+
+def _item_values(part: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """Per-item values a degradation test can rank: a per-item metric's, or correctness for accuracy;
+    None for a set metric (F1, W-F1: one value per level, no test)."""
+    if metric in part.columns and get_metric(metric).per_item is not None:
+        return part[metric].to_numpy(dtype=float)
+    if metric == "acc":
+        return part["correct"].to_numpy(dtype=float)
+    return None
+
+
+def _paper_text(found: pd.DataFrame) -> str:
+    parts = []
+    for _, r in found.iterrows():
+        what = {"change_%": "change", "p": "p"}.get(r["quantity"], str(r["quantity"]))
+        unit = "%" if r["quantity"] == "change_%" else ""
+        value = f"{r['value']:+}" if r["quantity"] == "change_%" else f"{r['value']}"  # -32.0, 0.97
+        parts.append(f"{what} {r['relation']} {value}{unit}".replace(" = ", " "))
+    return "; ".join(parts)
+
+
+def degradation_table(
+    scores: pd.DataFrame,
+    grouped: pd.DataFrame,
+    order: Sequence[str],
+    metrics: Sequence[str] = DEGRADATION_METRICS,
+    dataset: str | None = None,
+) -> pd.DataFrame:
+    """Section 5.2 for every metric: one row per method and metric with its value per ambiguity level
+    (`grouped`, from `grouped_metrics`), the relative change from the first level to the last
+    (`change_%`, plain (last - first) / first: a drop is negative whatever the metric's direction, as
+    the paper's "decreases by 32.0%"), and the degradation tests on the per-item values (`scores`, from
+    `per_item_scores`): Kruskal-Wallis across levels and Spearman's trend, for per-item metrics and for
+    accuracy (per-item correctness); NaN for the set metrics F1 and W-F1. With `dataset`, the paper's
+    reported numbers for the same method and metric (`paper_ambiguity_findings`) are beside ours:
+    `paper_change_%` and `paper` (everything it reports, e.g. "change -28.56%; low 0.97; high 0.693")."""
+    paper = paper_ambiguity_findings(dataset) if dataset is not None else paper_ambiguity_findings().iloc[:0]
+    levels = grouped[grouped["group"] != "all"]
+    first, last = order[0], order[-1]
     rows = []
     for method, part in scores.groupby("method", sort=False):
-        means = part.groupby("ambiguity_level")[metric].mean()
-        first, last = means.get(order[0], np.nan), means.get(order[-1], np.nan)
-        test = degradation_test(part[metric].to_numpy(), part["ambiguity_level"].to_numpy(), order)
-        rows.append(
-            {
-                "method": method_label(method),
-                **{f"{metric}_{lvl}": means.get(lvl, np.nan) for lvl in order},
-                f"change_{order[0]}_to_{order[-1]}_%": (last - first) / abs(first) * 100 if first else np.nan,
-                "p_kruskal": test["p_kruskal"],
-                "spearman_rho": test["spearman_rho"],
-                "p_spearman": test["p_spearman"],
-            }
-        )
+        by_level = levels[levels["method"] == method].set_index("group")
+        for metric in metrics:
+            values = {lvl: float(by_level.loc[lvl, metric]) if lvl in by_level.index else np.nan for lvl in order}
+            a, b = values[first], values[last]
+            item_values = _item_values(part, metric)
+            if item_values is None:
+                test = {"p_kruskal": np.nan, "spearman_rho": np.nan, "p_spearman": np.nan}
+            else:
+                test = degradation_test(item_values, part["ambiguity_level"].to_numpy(), order)
+            found = paper[(paper["method"] == method) & (paper["metric"] == metric)]
+            change = found.loc[found["quantity"] == "change_%", "value"]
+            rows.append(
+                {
+                    "method": method_label(method),
+                    "metric": metric_label(metric),
+                    **values,
+                    "change_%": (b - a) / abs(a) * 100 if a and np.isfinite(a) else np.nan,
+                    "p_kruskal": test["p_kruskal"],
+                    "spearman_rho": test["spearman_rho"],
+                    "p_spearman": test["p_spearman"],
+                    "paper_change_%": float(change.iloc[0]) if len(change) else np.nan,
+                    "paper": _paper_text(found),
+                }
+            )
     return pd.DataFrame(rows)

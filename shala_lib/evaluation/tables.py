@@ -5,6 +5,10 @@ Acc, F1, W-F1 with the change against zero-shot in brackets, and the unparsable 
 Markdown/LaTeX export the best model row per metric is bold and the second underlined (data-only
 rows are shown but not ranked: the oracle knows the test labels).
 
+The paper's own Table 1 (every method, dataset and ChaosNLI block, `resources/paper_table1.csv`,
+with the relative changes it prints) is `paper_table1`; `table1_vs_paper` puts our rows beside it,
+metric by metric, with the differences.
+
 Both tables come in blocks, as in the paper: the whole dataset, then each subset (ChaosNLI,
 ChaosNLI-M, ChaosNLI-S: the same predictions scored per subset, `table_blocks`). Ranks and
 relative changes are computed within each block.
@@ -25,7 +29,14 @@ from shala_lib.data.specs import DatasetSpec
 from shala_lib.evaluation.significance import bootstrap_ci
 from shala_lib.scoring.collapse import best_constant, collapse_stats
 from shala_lib.scoring.methods import data_only_methods, method_label
-from shala_lib.scoring.metrics import evaluate, format_with_change, higher_is_better, metric_label, table_metrics
+from shala_lib.scoring.metrics import (
+    evaluate,
+    format_with_change,
+    higher_is_better,
+    metric_label,
+    relative_change,
+    table_metrics,
+)
 
 JSD_E_TO_2 = 1.0 / math.sqrt(math.log(2.0))  # base-2 JS distance = 1.2011 x base-e
 
@@ -235,13 +246,69 @@ def table2_blocks(ours: pd.DataFrame, blocks: Sequence[Block]) -> pd.DataFrame:
 
 
 def write_table1(
-    scores: pd.DataFrame, directory: str | Path, name: str, labels: Mapping[str, str] | None = None
+    scores: pd.DataFrame,
+    directory: str | Path,
+    name: str,
+    labels: Mapping[str, str] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> list[Path]:
-    """Table 1 as Markdown (bold/underline), LaTeX (\\textbf/\\underline) and raw values (CSV)."""
+    """Table 1 as Markdown (bold/underline), LaTeX (\\textbf/\\underline) and raw values (CSV);
+    `metrics`: its columns (default: the paper's, `table_metrics()`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.md", directory / f"{name}.tex", directory / f"{name}_values.csv"]
-    paths[0].write_text(table1(scores, labels=labels).to_markdown(index=False) + "\n")
-    paths[1].write_text(table1(scores, style="latex", labels=labels).to_latex(index=False, escape=False))
+    paths[0].write_text(table1(scores, labels=labels, metrics=metrics).to_markdown(index=False) + "\n")
+    paths[1].write_text(
+        table1(scores, style="latex", labels=labels, metrics=metrics).to_latex(index=False, escape=False)
+    )
     scores.to_csv(paths[2], index=False)
     return paths
+
+
+PAPER_TABLE1_METRICS: tuple[str, ...] = ("jsd", "bc", "acc", "f1", "wf1")
+
+
+def paper_table1(dataset: str | None = None) -> pd.DataFrame:
+    """The paper's Table 1 whole (`resources/paper_table1.csv`): one row per block (`dataset`: chaosnli,
+    chaosnli_mnli, chaosnli_snli, msp_podcast, goemotions) and method (registry names: zero_shot, mls,
+    shala_no_ambi, shala), the five metrics (JSD base 2), the relative change against zero-shot the
+    paper prints beside each (`<metric>_pct`, + = better; NaN on the zero-shot row), source and note."""
+    with resources.files("shala_lib.resources").joinpath("paper_table1.csv").open() as fh:
+        table = pd.read_csv(fh)
+    return table if dataset is None else table[table["dataset"] == dataset].reset_index(drop=True)
+
+
+def table1_vs_paper(scores: pd.DataFrame, blocks: Sequence[Block], reference: str = "zero_shot") -> pd.DataFrame:
+    """Our Table 1 beside the paper's, method by method and metric by metric (long: one row per block,
+    method and metric): our value, the paper's, ours minus the paper's, and each one's relative change
+    against its own zero-shot row (+ = better; the paper's as printed). `scores` has a `block` column
+    (`block_scores`); a block is matched to the paper by its key (e.g. chaosnli_mnli for ChaosNLI-M).
+    Every method of the paper's block is listed (NaN where we have no such row); blocks the paper
+    does not report are left out (an empty frame for a dataset the paper does not cover)."""
+    cols = ["block", "method", "metric", "ours", "paper", "ours_minus_paper", "ours_vs_zs_%", "paper_vs_zs_%"]
+    rows = []
+    for b in blocks:
+        paper = paper_table1(b.key).set_index("method")
+        if paper.empty:
+            continue
+        ours = (
+            scores[scores["block"] == b.name].set_index("method") if "block" in scores else scores.set_index("method")
+        )
+        for method, pub in paper.iterrows():
+            for m in PAPER_TABLE1_METRICS:
+                mine = float(ours.loc[method, m]) if method in ours.index else float("nan")
+                ref = float(ours.loc[reference, m]) if reference in ours.index else float("nan")
+                change = relative_change(mine, ref, m) if method != reference else float("nan")
+                rows.append(
+                    {
+                        "block": b.name,
+                        "method": method_label(method),
+                        "metric": metric_label(m),
+                        "ours": mine,
+                        "paper": float(pub[m]),
+                        "ours_minus_paper": mine - float(pub[m]),
+                        "ours_vs_zs_%": change,
+                        "paper_vs_zs_%": float(pub[f"{m}_pct"]),
+                    }
+                )
+    return pd.DataFrame(rows, columns=cols)

@@ -78,13 +78,17 @@ def method_palette(names: Sequence[str]) -> dict[str, str]:
     return {n: m.color if m else FALLBACK_COLOR for n, m in found.items()}
 
 
+# The paper's colours where its text names them (Section 5.2: "MLS (purple boxplots)", "SHALA-LLM
+# (green lines)"); the others keep matplotlib's tab10 colours, none of them purple or green.
+PAPER_COLORS: dict[str, str] = {"mls": "#9467bd", "shala": "#2ca02c"}
+
 for _m in (
     Method("zero_shot", "Zero-shot", "#7f7f7f"),
-    Method("mls", "MLS", "#1f77b4", reward=majority_reward),
+    Method("mls", "MLS", PAPER_COLORS["mls"], reward=majority_reward),
     Method("shala_no_ambi", "SHALA-LLM (w/o Ambi-En)", "#ff7f0e", reward=shala_no_ambi_reward),
-    Method("shala", "SHALA-LLM", "#2ca02c", reward=shala_reward),
+    Method("shala", "SHALA-LLM", PAPER_COLORS["shala"], reward=shala_reward),
     Method("uniform", "Uniform (data only)", "#c7c7c7", data_only=True),
-    Method("constant_mean", "Constant train mean (data only)", "#9467bd", data_only=True),
+    Method("constant_mean", "Constant train mean (data only)", "#bcbd22", data_only=True),
     Method("majority_oracle", "One-hot majority oracle (data only)", "#8c564b", data_only=True),
 ):
     register_method(_m)

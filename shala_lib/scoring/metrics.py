@@ -2,8 +2,13 @@
 
 Per item: Jensen-Shannon distance (base 2 by default, in [0, 1]; `base=math.e` gives the
 natural-log value ChaosNLI's leaderboard used, 1/1.2011 of the base-2 one), Bhattacharyya
-coefficient, KL divergence, total variation. Hard labels by argmax (ties to the first class)
-give accuracy, macro F1 and weighted F1.
+coefficient, KL divergence (nats unless `base=`), total variation, Manhattan distance (LeWiDi's).
+Hard labels by argmax (ties to the first class) give accuracy, macro F1 and weighted F1. Macro F1
+averages over all |Y| classes as App. E defines it (a class absent from both gold and predictions
+counts 0); scikit-learn's default (the labels present) is the extra metric `f1_present`.
+
+Table 1 shows the paper's five metrics (`Metric.in_table`); the others (`jsd_e`, `kl`, `tvd`,
+`manhattan`, `f1_present`) are computed by `evaluate` and shown where asked (`extra_metrics`).
 
 Unparsable predictions are rows of NaN. How they enter the metrics is `unparsable=`:
   "uniform" (default) scores them as the uniform distribution (argmax -> first class),
@@ -77,8 +82,9 @@ def bhattacharyya(p: np.ndarray, q: np.ndarray) -> np.ndarray | float:
     return float(out[0]) if one else out
 
 
-def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-15) -> np.ndarray | float:
-    """KL(p || q) in nats, with q floored at `eps` and renormalized (ChaosNLI's convention)."""
+def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-15, base: float = math.e) -> np.ndarray | float:
+    """KL(p || q), in nats by default (`base=2`: bits), with q floored at `eps` and renormalized
+    (ChaosNLI's convention)."""
     p2, one = _as_2d(p)
     q2, _ = _as_2d(q)
     _check_pair(p2, q2)
@@ -86,7 +92,8 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-15) -> np.ndarra
     out = np.full(len(p2), np.nan)
     finite = _finite_rows(p2, q2)
     if finite.any():
-        out[finite] = entropy(p2[finite], qf[finite], axis=1)  # scipy.stats: sum p log(p / q), q renormalised
+        # scipy.stats: sum p log(p / q), q renormalised
+        out[finite] = entropy(p2[finite], qf[finite], base=base, axis=1)
     return float(out[0]) if one else out
 
 
@@ -99,11 +106,25 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray | float:
     return float(out[0]) if one else out
 
 
-def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[float, float, np.ndarray]:
+def manhattan(p: np.ndarray, q: np.ndarray) -> np.ndarray | float:
+    """Manhattan (L1) distance sum |p - q|, row-wise, in [0, 2] (LeWiDi's soft-label metric; twice
+    the total variation)."""
+    p2, one = _as_2d(p)
+    q2, _ = _as_2d(q)
+    _check_pair(p2, q2)
+    out = np.abs(p2 - q2).sum(axis=1)
+    return float(out[0]) if one else out
+
+
+def f1_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, present_only: bool = False
+) -> tuple[float, float, np.ndarray]:
     """(macro F1, weighted F1, per-class F1) from integer labels via one confusion matrix.
 
-    Macro averages over the classes present in y_true or y_pred (scikit-learn's default);
-    weighted uses the support in y_true.
+    Macro averages over all `n_classes` classes (paper App. E: 1/|Y| sum over Y; a class with no
+    gold item and no prediction scores 0, as scikit-learn's `labels=range(n), zero_division=0`);
+    `present_only=True` averages over the classes present in y_true or y_pred instead
+    (scikit-learn's default). Weighted uses the support in y_true.
     """
     cm = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     tp = np.diag(cm).astype(float)
@@ -111,7 +132,7 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[f
     predicted = cm.sum(axis=0).astype(float)
     denom = support + predicted
     f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
-    present = denom > 0
+    present = denom > 0 if present_only else np.ones(n_classes, dtype=bool)
     macro = float(f1[present].mean()) if present.any() else 0.0
     weighted = float((f1 * support).sum() / support.sum()) if support.sum() > 0 else 0.0
     return macro, weighted, f1
@@ -159,6 +180,11 @@ def weighted_f1(pred: np.ndarray, gold: np.ndarray) -> float:
     return f1_scores(*_labels(pred, gold))[1]
 
 
+def macro_f1_present(pred: np.ndarray, gold: np.ndarray) -> float:
+    """Macro F1 over the labels present in gold or predictions (scikit-learn's default), not the paper's."""
+    return f1_scores(*_labels(pred, gold), present_only=True)[0]
+
+
 _METRICS: Registry[Metric] = Registry("metric")
 
 
@@ -193,6 +219,12 @@ def table_metrics() -> tuple[str, ...]:
     return tuple(m.name for m in registered_metrics() if m.in_table)
 
 
+def extra_metrics() -> tuple[str, ...]:
+    """The metrics computed beside the paper's (not Table 1 columns): what a notebook's
+    `EXTRA_METRICS` may add to its tables."""
+    return tuple(m.name for m in registered_metrics() if not m.in_table and (m.per_item or m.aggregate))
+
+
 def figure_metrics() -> tuple[Metric, ...]:
     """Figure 2's panels, in order."""
     return tuple(m for m in registered_metrics() if m.in_figure)
@@ -202,11 +234,13 @@ for _m in (
     Metric("jsd", "JSD", False, per_item=js_distance, in_table=True, in_figure=True),
     Metric("jsd_e", "JSD (base e)", False, per_item=lambda p, g: js_distance(p, g, base=math.e)),
     Metric("bc", "BC", True, per_item=bhattacharyya, in_table=True, in_figure=True),
-    Metric("kl", "KL", False, per_item=lambda p, g: kl_divergence(g, p)),  # KL(gold || pred)
+    Metric("kl", "KL (nats)", False, per_item=lambda p, g: kl_divergence(g, p)),  # KL(gold || pred), base e
     Metric("tvd", "TVD", False, per_item=total_variation),
+    Metric("manhattan", "Manhattan", False, per_item=manhattan),  # LeWiDi's L1 distance
     Metric("acc", "Acc", True, aggregate=accuracy, title="Accuracy", in_table=True, in_figure=True),
     Metric("f1", "F1", True, aggregate=macro_f1, title="Macro F1", in_table=True, in_figure=True),
     Metric("wf1", "W-F1", True, aggregate=weighted_f1, in_table=True),
+    Metric("f1_present", "F1 (present labels)", True, aggregate=macro_f1_present),
     Metric("class_f1", "F1 of the class", True),
 ):
     register_metric(_m)
@@ -226,7 +260,7 @@ def handle_unparsable(pred: np.ndarray, unparsable: Unparsable = "uniform") -> t
 
 
 def per_item(pred: np.ndarray, gold: np.ndarray, unparsable: Unparsable = "uniform") -> pd.DataFrame:
-    """Per-item JSD (base 2 and e), BC, KL, TVD, and correctness of the argmax label."""
+    """Per-item JSD (base 2 and e), BC, KL, TVD, Manhattan, and correctness of the argmax label."""
     g, _ = _as_2d(gold)
     p, keep = handle_unparsable(pred, unparsable)
     g = g[keep]
@@ -248,8 +282,9 @@ def evaluate(
     classes: Sequence[str],
     unparsable: Unparsable = "uniform",
 ) -> dict[str, float]:
-    """Aggregate metrics over items: jsd, jsd_e, bc, kl, tvd, acc, f1 (macro), wf1 (weighted),
-    n (items scored), n_unparsable, parse_rate (usable share of all items, whatever `unparsable`)."""
+    """Aggregate metrics over items: every registered metric (jsd, jsd_e, bc, kl, tvd, manhattan, acc,
+    f1 (macro over all classes), wf1 (weighted), f1_present), n (items scored), n_unparsable,
+    parse_rate (usable share of all items, whatever `unparsable`)."""
     p_raw, _ = _as_2d(pred)
     g, _ = _as_2d(gold)
     if p_raw.shape[1] != len(classes) or g.shape[1] != len(classes):
@@ -329,8 +364,9 @@ def evaluate_by_class(
     """`evaluate_by` over gold majority classes (paper Figures 3, 6 and 7), plus `class_f1`: the F1
     of the group's own class among the group's items, which is what the paper's per-class F1 panels
     show. Inside the group every item's gold label is that class, so precision is 1 and
-    class_f1 = 2 acc / (1 + acc) (0.72 -> 0.84, 0.33 -> 0.50); `f1` stays the macro F1 over the
-    labels that occur in the group. The 'all' row has no class: its class_f1 is NaN."""
+    class_f1 = 2 acc / (1 + acc) (0.72 -> 0.84, 0.33 -> 0.50); `f1` stays the macro F1 over all
+    classes (App. E; `f1_present`: over the labels that occur in the group). The 'all' row has no
+    class: its class_f1 is NaN."""
     table = evaluate_by(pred, gold, classes, majority, order=classes, unparsable=unparsable)
     p, _ = _as_2d(pred)
     g, _ = _as_2d(gold)
