@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from shala_lib.data.prompts import Variant, build_messages, max_new_tokens_for, prefill_text
 from shala_lib.data.specs import DatasetSpec, Modality
+from shala_lib.files import write_text_atomic
 from shala_lib.generation.chat import format_prompt
 from shala_lib.generation.parsing import USABLE, parse_distribution
 from shala_lib.generation.predictions import (
@@ -410,7 +411,8 @@ def predict(
         if clip_report is None:
             raise KeyError(f"{spec.name}: modality {modality!r} needs an audio_path column in the items")
         clip_report.log(out_path.name)
-    sidecar_path(out_path).write_text(
+    write_text_atomic(  # the sidecar is replaced whole; the rows below are appended line by line (resumable)
+        sidecar_path(out_path),
         json.dumps(
             {
                 "fingerprint": fingerprint,
@@ -422,7 +424,7 @@ def predict(
             },
             indent=2,
         )
-        + "\n"
+        + "\n",
     )
     drop_partial_last_line(out_path)
     done = set(read_predictions(out_path)["id"].astype(str))

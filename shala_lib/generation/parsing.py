@@ -1,15 +1,27 @@
 """A robust parser for verbalized distributions in raw completion text.
 
-`parse_distribution(text, classes)` never raises. It looks for the **last** JSON-like object in
-the text that names at least one class (after a reasoning paragraph, inside code fences, with
-text around it), parses it with `json`, then with `json_repair` for malformed JSON (single
-quotes, trailing commas, truncation), then falls back to a per-label regex. Keys are matched
-case-insensitively, with the spec's aliases. Percentages ("45%", or values summing to 100) are
-rescaled; missing classes get 0; sums off by rounding are renormalized.
+`parse_distribution(text, classes)` never raises. It reads the **first complete** (brace-closed)
+JSON-like object in the text that names at least one class (after a reasoning paragraph, inside code
+fences, with text around it): a model that keeps writing after its answer (a second answer, a cut-off
+repeat) is scored on the answer it gave first. A final object cut short (truncated output) is read only
+when no complete object names a class. Each object is parsed with `json`, then with `json_repair` for
+malformed JSON (single quotes, trailing commas, truncation); without any, a per-label regex reads
+`label: value` pairs. Keys are matched case-insensitively, with the spec's aliases. Percentages ("45%",
+or values summing to 100) are rescaled; missing classes get 0; sums off by rounding are renormalized.
+
+Unknown keys (a key that is no class, prompt key or alias, e.g. a misspelt `"entailmnet"`): an answer
+that names at least one class and puts **positive mass on an unknown key** is unusable, status
+`unknown_keys` (renormalising what is left would report a distribution the model did not give). An
+unknown key whose value is zero, or not a number (`"reasoning": "..."`, `null`, a list), carries no
+mass and is ignored (listed in `ParseResult.unknown_keys`). In the regex fallback only quoted keys
+(`"entailmnet": 0.7`) count as keys; unquoted words before a colon are free text. An object naming no
+class at all stays `missing_keys`.
 
 Statuses: usable ones are `ok` (sums to 1 within 1e-6) and `renormalized`; unusable ones are
 `empty`, `no_json`, `missing_keys` (no class named), `invalid_values` (negative, NaN, inf,
-non-numeric), `zero_sum`, `duplicate_keys` (one class given two different values).
+non-numeric), `duplicate_keys` (one class given two different values), `unknown_keys` (positive
+mass on a key that is no class), `zero_sum`, and `parser_error` (never expected). Checked in that
+order for one object: values of the classes, then unknown mass, then the sum.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ STATUSES: tuple[str, ...] = (
     "invalid_values",
     "zero_sum",
     "duplicate_keys",
+    "unknown_keys",
     "parser_error",
 )
 SUM_TOL = 1e-6
@@ -77,9 +90,9 @@ def _normalize_key(key: Any) -> str:
     return re.sub(r"[\s_\-]+", " ", str(key)).strip().strip("\"'").strip().lower()
 
 
-def _object_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of brace-balanced `{...}` spans, outermost first in order; a final unclosed
-    `{` gives a span to the end of the text (truncated output)."""
+def _object_spans(text: str) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """(start, end) of the brace-balanced `{...}` spans, outermost only, in order; and the span of a
+    final unclosed `{` to the end of the text (truncated output), None when every `{` is closed."""
     spans: list[tuple[int, int]] = []
     stack: list[int] = []
     for i, ch in enumerate(text):
@@ -89,9 +102,7 @@ def _object_spans(text: str) -> list[tuple[int, int]]:
             start = stack.pop()
             if not stack:
                 spans.append((start, i + 1))
-    if stack:
-        spans.append((stack[0], len(text)))
-    return spans
+    return spans, ((stack[0], len(text)) if stack else None)
 
 
 def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -147,7 +158,11 @@ def _to_number(value: Any) -> tuple[float | None, bool]:
 
 
 def _finish(
-    names: tuple[str, ...], found: dict[int, list[tuple[Any, bool]]], unknown: list[str], method: str
+    names: tuple[str, ...],
+    found: dict[int, list[tuple[Any, bool]]],
+    unknown: list[str],
+    method: str,
+    unknown_mass: tuple[str, ...] = (),
 ) -> ParseResult:
     n = len(names)
     values = np.zeros(n, dtype=float)
@@ -163,6 +178,8 @@ def _finish(
         if len(nums) > 1 and not all(math.isclose(nums[0], v, rel_tol=1e-9, abs_tol=1e-12) for v in nums):
             return ParseResult(None, "duplicate_keys", unknown_keys=tuple(unknown), method=method)
         values[idx] = nums[0]
+    if unknown_mass:
+        return ParseResult(None, "unknown_keys", n_missing=n - len(found), unknown_keys=tuple(unknown), method=method)
     if any_pct:
         pct_idx = {i for i, es in found.items() if es[0][1]}
         scale = np.array([0.01 if i in pct_idx else 1.0 for i in range(n)])
@@ -175,7 +192,7 @@ def _finish(
         return ParseResult(
             None, "zero_sum", raw_sum=total, n_missing=n_missing, unknown_keys=tuple(unknown), method=method
         )
-    status = "ok" if abs(total - 1.0) <= SUM_TOL and not unknown else "renormalized"
+    status = "ok" if abs(total - 1.0) <= SUM_TOL else "renormalized"
     if math.isfinite(total):
         dist = values / total
     else:  # finite values whose sum overflows (e.g. two of 9e307): scale by the largest first
@@ -184,18 +201,28 @@ def _finish(
     return ParseResult(dist, status, raw_sum=total, n_missing=n_missing, unknown_keys=tuple(unknown), method=method)
 
 
+def _has_mass(value: Any) -> bool:
+    """Whether an unknown key's value is probability mass: a number (or numeric string) above zero."""
+    number, _ = _to_number(value)
+    return number is not None and number > 0
+
+
 def _from_pairs(
     pairs: list[tuple[str, Any]], keys: dict[str, int]
-) -> tuple[dict[int, list[tuple[Any, bool]]], list[str]]:
+) -> tuple[dict[int, list[tuple[Any, bool]]], list[str], tuple[str, ...]]:
+    """(values per class, every unknown key, the unknown keys holding positive mass)."""
     found: dict[int, list[tuple[Any, bool]]] = {}
     unknown: list[str] = []
+    mass: list[str] = []
     for k, v in pairs:
         idx = keys.get(_normalize_key(k))
         if idx is None:
             unknown.append(str(k))
+            if _has_mass(v):
+                mass.append(str(k))
             continue
         found.setdefault(idx, []).append(_to_number(v))
-    return found, unknown
+    return found, unknown, tuple(mass)
 
 
 def _regex_fallback(text: str, names: tuple[str, ...], keys: dict[str, int]) -> dict[int, list[tuple[Any, bool]]]:
@@ -213,24 +240,40 @@ def _regex_fallback(text: str, names: tuple[str, ...], keys: dict[str, int]) -> 
     return found
 
 
+_QUOTED_PAIR = re.compile(r"[\"']([^\"'\n{}:]{1,60})[\"']\s*:\s*[\"']?(" + _NUMBER + r")\s*%?")
+
+
+def _regex_unknown_mass(text: str, keys: dict[str, int]) -> tuple[str, ...]:
+    """Quoted keys that are no class and hold a positive number (`"entailmnet": 0.7`)."""
+    return tuple(
+        m.group(1)
+        for m in _QUOTED_PAIR.finditer(text)
+        if _normalize_key(m.group(1)) not in keys and float(m.group(2)) > 0
+    )
+
+
 def _parse(text: str, classes: Sequence[str] | DatasetSpec) -> ParseResult:
     names, keys = _key_map(classes)
     if not isinstance(text, str) or not text.strip():
         return ParseResult(None, "empty")
     clean = _FENCE.sub("\n", text)
-    spans = _object_spans(clean)
+    complete, truncated = _object_spans(clean)
+    # complete objects in order (the first complete answer wins); then an object cut short at the end
+    # (truncated output), if any
+    ordered = list(complete) + ([truncated] if truncated is not None else [])
     saw_object = False
-    for start, end in reversed(spans):
+    for start, end in ordered:
         pairs, method = _load_pairs(clean[start:end])
         if pairs is None:
             continue
         saw_object = True
-        found, unknown = _from_pairs(_flatten(pairs, keys), keys)
+        found, unknown, mass = _from_pairs(_flatten(pairs, keys), keys)
         if found:
-            return _finish(names, found, unknown, method)
+            return _finish(names, found, unknown, method, mass)
     found = _regex_fallback(clean, names, keys)
     if found:
-        return _finish(names, found, [], "regex")
+        mass = _regex_unknown_mass(clean, keys)
+        return _finish(names, found, list(mass), "regex", mass)
     return ParseResult(None, "missing_keys" if saw_object else "no_json")
 
 

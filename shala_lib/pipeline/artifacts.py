@@ -1,4 +1,5 @@
-"""Writing what the notebooks show: tables as CSV, Markdown and LaTeX (figures: `viz.plots.save_figure`)."""
+"""Writing what the notebooks show: tables as CSV, Markdown and LaTeX (figures: `viz.plots.save_figure`),
+each file written to a unique temporary path and renamed into place (`shala_lib.files`)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from shala_lib.files import atomic_path, write_text_atomic
+
 
 def write_table(df: pd.DataFrame, directory: str | Path, name: str, floatfmt: str = ".4f") -> list[Path]:
     """A table as CSV and Markdown (and LaTeX), with a name that says what it is."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.csv", directory / f"{name}.md", directory / f"{name}.tex"]
-    df.to_csv(paths[0], index=False)
     md = df.map(lambda v: v.replace("\n", "<br>").replace("|", "\\|") if isinstance(v, str) else v)
-    paths[1].write_text(md.to_markdown(index=False, floatfmt=floatfmt) + "\n")
-    paths[2].write_text(df.to_latex(index=False, float_format=lambda v: f"{v:{floatfmt}}"))
+    markdown = md.to_markdown(index=False, floatfmt=floatfmt) + "\n"
+    latex = df.to_latex(index=False, float_format=lambda v: f"{v:{floatfmt}}")
+    # each file written beside and renamed into place: a reader never sees half a table
+    with atomic_path(paths[0]) as tmp:
+        df.to_csv(tmp, index=False)
+    write_text_atomic(paths[1], markdown)
+    write_text_atomic(paths[2], latex)
     return paths

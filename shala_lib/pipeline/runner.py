@@ -14,6 +14,14 @@ executed notebooks go there (`04_evaluation_chaosnli.ipynb` for a per-dataset ru
 under it. Tables go to `results/` and figures to `figures/` (`--results-dir`, `--figures-dir`).
 On failure: exit 1, naming the notebook and the failing cell.
 
+Checked before the first notebook runs, and refused with exit 2 and a message naming the bad value and
+the valid choices, nothing written: an unknown profile, a profile that does not validate (unknown keys
+at any level, parameters a notebook does not declare; `shala_lib.pipeline.profiles`), unknown `--only`
+notebook names, unknown `--dataset` names (neither registered nor an existing definition file), and
+output folders the runner cannot write (a file where a folder is needed, not writable). `summary.json`
+(written atomically, rewritten after every notebook) gives the run's `status` (running / done /
+failed) and every notebook's: done (seconds, output), failed (the error), skipped (the reason).
+
 Data first: every dataset of the profile's `datasets` list must be present under the data root. One that
 is absent is downloaded from its definition's `download:` URLs (checksums verified) unless
 `--no-download`; one that is still absent stops the run before any notebook, exit 2, naming the dataset
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -35,24 +44,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shala_lib.data.loading import prepared_path
+from shala_lib.files import YamlFileError, write_text_atomic
 from shala_lib.paths import project_root
 from shala_lib.pipeline.prepare import DEFAULT_PROCESSED_DIR
+from shala_lib.pipeline.profiles import NOTEBOOKS, ProfileError, read_profile
 
-NOTEBOOKS: tuple[str, ...] = (
-    "01_data_preparation",
-    "02_zero_shot_baselines",
-    "03_grpo_training",
-    "04_evaluation",
-    "05_ambiguity_analysis",
-    "06_reasoning_inspection",
-)
+__all__ = ["NOTEBOOKS", "Dirs", "Job", "NotebookFailed", "UsageError", "load_profile", "main", "plan", "run_profile"]
 
 
 class NotebookFailed(RuntimeError):
     pass
+
+
+class UsageError(ValueError):
+    """A request the runner refuses before running anything (exit 2): the message names the bad value
+    and the valid choices."""
 
 
 @dataclass(frozen=True)
@@ -69,25 +76,10 @@ class Job:
 
 
 def load_profile(profile: str, params_dir: Path | None = None) -> dict[str, Any]:
-    params_dir = params_dir or project_root() / "papermill_params"
-    path = params_dir / f"{profile}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in params_dir.glob("*.yaml"))
-        raise FileNotFoundError(f"no profile {profile!r} ({path} missing); known profiles: {known}")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - {"common", "datasets", "optional_datasets"} - set(NOTEBOOKS)
-    if unknown:
-        raise ValueError(
-            f"{path}: unknown top-level key(s) {sorted(unknown)}; "
-            f"known: common, datasets, optional_datasets, {NOTEBOOKS}"
-        )
-    for name in NOTEBOOKS:
-        per = (data.get(name) or {}).get("per_dataset", False)
-        if not isinstance(per, bool):
-            raise ValueError(f"{path}: {name}.per_dataset must be true or false, got {per!r}")
-        if per and not data.get("datasets"):
-            raise ValueError(f"{path}: {name} has per_dataset: true but the profile has no top-level datasets list")
-    return data
+    """`papermill_params/<profile>.yaml`, read strictly and validated (`shala_lib.pipeline.profiles`):
+    unknown keys, notebook parameters a notebook does not declare and wrong types are a ProfileError
+    naming the file and the key; an unknown profile is a FileNotFoundError naming the known ones."""
+    return read_profile(profile, params_dir or project_root() / "papermill_params", notebook_parameters)
 
 
 def _substitute(value: Any, names: dict[str, str]) -> Any:
@@ -239,6 +231,107 @@ def ensure_data(prof: dict[str, Any], data_root: Path, download: bool = True) ->
     return optional_absent
 
 
+def unusable_folder(path: Path) -> str | None:
+    """Why the runner cannot write into `path` (None: it can, or can create it). Nothing is created."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} exists and is not a folder"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"{path} is not writable"
+        return None
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so the folder {path} cannot be created"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable, so the folder {path} cannot be created"
+    return None
+
+
+def check_request(
+    profile: str,
+    notebooks: list[str] | None,
+    dirs: Dirs,
+    params_dir: Path | None = None,
+    datasets: list[str] | None = None,
+) -> dict[str, Any]:
+    """Everything about a run that can be checked before it starts, checked without side effects
+    (nothing written, nothing registered): the profile (known, valid), the notebook names, the
+    dataset names or definition files, the output folders. Returns the profile; raises UsageError,
+    ProfileError, YamlFileError or FileNotFoundError (an unknown profile): the runner's exit 2."""
+    from shala_lib.data.definition import get_definition, is_definition_path
+
+    params_dir = params_dir or project_root() / "papermill_params"
+    prof = load_profile(profile, params_dir)  # FileNotFoundError naming the known profiles
+    if notebooks is not None:
+        if not notebooks:
+            raise UsageError(f"--only: name at least one notebook; choose from {list(NOTEBOOKS)}")
+        bad = [n for n in notebooks if n not in NOTEBOOKS]
+        if bad:
+            raise UsageError(f"--only: unknown notebook(s) {bad}; choose from {list(NOTEBOOKS)}")
+    if datasets is not None:
+        for d in datasets:
+            if is_definition_path(d) and not Path(d).is_file():
+                raise UsageError(f"--dataset: {d!r}: no such definition file")
+            try:
+                get_definition(d)
+            except KeyError as e:
+                raise UsageError(f"--dataset: {e.args[0]}") from None
+    else:
+        path = params_dir / f"{profile}.yaml"
+        for i, d in enumerate(prof.get("datasets") or []):
+            try:
+                get_definition(d)
+            except KeyError as e:
+                raise ProfileError(path, f"datasets[{i}]", e.args[0]) from None
+    for flag, folder in (("--runs-dir", dirs.runs), ("--results-dir", dirs.results), ("--figures-dir", dirs.figures)):
+        why = unusable_folder(folder)
+        if why is not None:
+            raise UsageError(f"{flag}: {why}; give a folder the runner can write to")
+    if (dirs.runs / "summary.json").is_dir():
+        raise UsageError(f"--runs-dir: {dirs.runs / 'summary.json'} is a folder; the run summary is written there")
+    return prof
+
+
+def write_summary(runs: Path, summary: dict[str, Any]) -> Path:
+    """`<runs>/summary.json`, replaced whole (a unique temporary file renamed into place)."""
+    return write_text_atomic(runs / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def _summary(profile: str, status: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's summary: `status` (running / done / failed) and every notebook's entry (status done with
+    its seconds and output, failed with the error, skipped with the reason, pending while running);
+    `ran` and `skipped` list the done and skipped ones, as before."""
+    return {
+        "profile": profile,
+        "status": status,
+        "notebooks": entries,
+        "ran": [{k: e[k] for k in ("notebook", "seconds", "output")} for e in entries if e["status"] == "done"],
+        "skipped": [{"notebook": e["notebook"], "why": e["why"]} for e in entries if e["status"] == "skipped"],
+    }
+
+
+def execute(src: Path, dst: Path, params: dict[str, Any], cwd: Path, progress: bool = True) -> None:
+    """One papermill execution, with the kernel that does not print ipykernel's "running over TCP
+    without encryption" line at each start (`shala_lib.pipeline.kernel`)."""
+    import papermill as pm
+
+    from shala_lib.pipeline.kernel import QuietKernelManager
+
+    pm.execute_notebook(
+        str(src),
+        str(dst),
+        parameters=params,
+        cwd=str(cwd),
+        progress_bar=progress,
+        kernel_name="python3",
+        log_output=False,
+        kernel_manager_class=QuietKernelManager,
+    )
+
+
 def run_profile(
     profile: str,
     notebooks: list[str] | None = None,
@@ -251,19 +344,19 @@ def run_profile(
     download: bool = True,
     check_data: bool = True,
 ) -> list[Path]:
-    """Execute a profile's notebooks; returns the executed notebooks' paths. Its datasets are fetched
-    first when absent (`ensure_data`); skipped per-dataset runs are printed and listed in
-    `<dirs.runs>/summary.json`."""
-    import papermill as pm
+    """Execute a profile's notebooks; returns the executed notebooks' paths. The request is checked
+    first (`check_request`: nothing is written when it is refused), then its datasets are fetched when
+    absent (`ensure_data`). `<dirs.runs>/summary.json` records every notebook's status, rewritten
+    atomically after each one: on failure as on success."""
     from papermill.exceptions import PapermillExecutionError
 
     from shala_lib.paths import data_dir as resolve_data_dir
 
     root = project_root()
-    prof = load_profile(profile, params_dir)
+    dirs = dirs or Dirs.default(profile)
+    prof = check_request(profile, notebooks, dirs, params_dir, datasets)
     if datasets:
         prof = with_datasets(prof, datasets)
-    dirs = dirs or Dirs.default(profile)
     if check_data:
         ensure_data(prof, resolve_data_dir((prof.get("common") or {}).get("DATA_DIR")), download)
     jobs = plan(prof, notebooks, overrides, dirs)
@@ -272,45 +365,52 @@ def run_profile(
     prep_params = plan(prof, ["01_data_preparation"], overrides, dirs)[0].params
     dirs.runs.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    summary: dict[str, Any] = {"profile": profile, "ran": [], "skipped": []}
+    entries: list[dict[str, Any]] = [{"notebook": job.label, "status": "pending"} for job in jobs]
+    write_summary(dirs.runs, _summary(profile, "running", entries))
     for i, job in enumerate(jobs, start=1):
         tag = f"[{i}/{len(jobs)}] {job.label}"
         why = not_prepared(prep_params, job.dataset, root) if job.dataset is not None else None
         if why is not None:
             print(f"{tag} skipped: {why}", flush=True)
-            summary["skipped"].append({"notebook": job.label, "why": why})
+            entries[i - 1] = {"notebook": job.label, "status": "skipped", "why": why}
+            write_summary(dirs.runs, _summary(profile, "running", entries))
             continue
         src = root / "notebooks" / f"{job.notebook}.ipynb"
         dst = dirs.runs / f"{job.label}.ipynb"
         print(f"{tag} ...", flush=True)
         t0 = time.time()
         try:
-            pm.execute_notebook(
-                str(src),
-                str(dst),
-                parameters=job.params,
-                cwd=str(root),
-                progress_bar=progress,
-                kernel_name="python3",
-                log_output=False,
-            )
-        except PapermillExecutionError as e:
-            raise NotebookFailed(
-                f"{job.label}: {job.notebook}.ipynb failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                f"{e.ename}: {e.evalue}\nexecuted notebook with the traceback: {dst}"
-            ) from None
-        seconds = time.time() - t0
+            execute(src, dst, job.params, root, progress)
+        except BaseException as e:
+            if isinstance(e, PapermillExecutionError):
+                error = (
+                    f"{job.label}: {job.notebook}.ipynb failed in cell {e.cell_index} (execution count "
+                    f"{e.exec_count}): {e.ename}: {e.evalue}\nexecuted notebook with the traceback: {dst}"
+                )
+            else:
+                error = f"{job.label}: {type(e).__name__}: {e}"
+            entries[i - 1] = {"notebook": job.label, "status": "failed", "error": error, "output": str(dst)}
+            for j in range(i, len(jobs)):
+                entries[j] = {"notebook": jobs[j].label, "status": "skipped", "why": f"not run: {job.label} failed"}
+            write_summary(dirs.runs, _summary(profile, "failed", entries))
+            if isinstance(e, PapermillExecutionError):
+                raise NotebookFailed(error) from None
+            raise
+        seconds = round(time.time() - t0, 1)
         print(f"{tag} done in {seconds:.0f} s -> {dst}", flush=True)
-        summary["ran"].append({"notebook": job.label, "seconds": round(seconds, 1), "output": str(dst)})
+        entries[i - 1] = {"notebook": job.label, "status": "done", "seconds": seconds, "output": str(dst)}
+        write_summary(dirs.runs, _summary(profile, "running", entries))
         written.append(dst)
-    (dirs.runs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = _summary(profile, "done", entries)
+    write_summary(dirs.runs, summary)
     print(f"{len(summary['ran'])} notebook run(s), {len(summary['skipped'])} skipped; see {dirs.runs / 'summary.json'}")
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="shala-reproduce", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--profile", default="smoke", help="a file papermill_params/<profile>.yaml (smoke, paper)")
+    ap.add_argument("--params-dir", type=Path, default=None, help="folder of the profiles (papermill_params/)")
     ap.add_argument("--only", nargs="*", default=None, help=f"notebooks to run (default all): {NOTEBOOKS}")
     ap.add_argument("--runs-dir", type=Path, help="executed notebooks, predictions, checkpoints (runs/<profile>)")
     ap.add_argument("--results-dir", type=Path, help="tables (default results/)")
@@ -334,10 +434,16 @@ def main(argv: list[str] | None = None) -> int:
         (args.figures_dir or default.figures).resolve(),
     )
     try:
+        check_request(args.profile, args.only, dirs, args.params_dir, datasets=args.dataset)
+    except (UsageError, ProfileError, YamlFileError, FileNotFoundError, ValueError, KeyError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2  # refused before anything ran or was written
+    try:
         run_profile(
             args.profile,
             args.only,
             dirs=dirs,
+            params_dir=args.params_dir,
             progress=not args.no_progress,
             datasets=args.dataset,
             model=args.model,

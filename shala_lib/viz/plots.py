@@ -28,8 +28,12 @@ def save_figure(fig: plt.Figure, directory: str | Path, name: str) -> list[Path]
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.png", directory / f"{name}.pdf"]
     panels = [ax.get_title() or ax.get_ylabel() for ax in fig.axes if ax.get_visible() and ax.has_data()]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Panels": json.dumps(panels)})
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # same figure, same bytes
+    from shala_lib.files import atomic_path
+
+    with atomic_path(paths[0]) as tmp:  # written beside, renamed into place: never half a figure
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight", metadata={"Panels": json.dumps(panels)})
+    with atomic_path(paths[1]) as tmp:  # same figure, same bytes: no creation date
+        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})
     return paths
 
 

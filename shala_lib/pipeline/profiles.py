@@ -1,0 +1,145 @@
+"""Reproduction profiles (`papermill_params/<profile>.yaml`): read strictly (`shala_lib.files.read_yaml`:
+no aliases, no duplicate keys) and validated before anything runs. Unknown keys are refused at every
+level: a top-level key must be `datasets`, `optional_datasets`, `common` or a notebook name; a key of a
+notebook's mapping must be `per_dataset` or a parameter that notebook declares; a key of `common` must be
+a parameter some notebook declares (papermill would only warn, and a typo would be ignored). Errors name
+the file and the key path: `papermill_params/x.yaml: 02_zero_shot_baselines.LIMTI: ...`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from shala_lib.files import read_yaml
+
+NOTEBOOKS: tuple[str, ...] = (
+    "01_data_preparation",
+    "02_zero_shot_baselines",
+    "03_grpo_training",
+    "04_evaluation",
+    "05_ambiguity_analysis",
+    "06_reasoning_inspection",
+)
+TOP_LEVEL: tuple[str, ...] = ("common", "datasets", "optional_datasets")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot run; the message names the file and the key path."""
+
+    def __init__(self, source: str | Path, key: str, message: str) -> None:
+        self.source, self.key = str(source), key
+        super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
+
+
+class NotebookEntry(BaseModel):
+    """One notebook's mapping: `per_dataset` and its parameters (checked against the notebook)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    per_dataset: StrictBool = False
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    datasets: list[StrictStr] | None = None
+    optional_datasets: list[StrictStr] | None = None
+    common: dict[StrictStr, Any] | None = None
+    nb01: NotebookEntry | None = Field(None, alias="01_data_preparation")
+    nb02: NotebookEntry | None = Field(None, alias="02_zero_shot_baselines")
+    nb03: NotebookEntry | None = Field(None, alias="03_grpo_training")
+    nb04: NotebookEntry | None = Field(None, alias="04_evaluation")
+    nb05: NotebookEntry | None = Field(None, alias="05_ambiguity_analysis")
+    nb06: NotebookEntry | None = Field(None, alias="06_reasoning_inspection")
+
+
+_MESSAGES = {
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+
+
+def _schema_error(e: ValidationError, source: Path) -> ProfileError:
+    """The first problem of a pydantic error, in the profile's words (file, key path, what is wrong)."""
+    unknown = [str(err["loc"][0]) for err in e.errors() if err["type"] == "extra_forbidden" and len(err["loc"]) == 1]
+    if unknown:
+        return ProfileError(
+            source,
+            "",
+            f"unknown top-level key(s) {sorted(unknown)}; known: {', '.join(TOP_LEVEL)}, {', '.join(NOTEBOOKS)}",
+        )
+    err = e.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    message = _MESSAGES.get(err["type"], err["msg"])
+    if err["loc"][-1] == "per_dataset":  # `<file>: 04_evaluation: per_dataset must be true or false, got 'yes'`
+        key, message = str(err["loc"][0]), f"per_dataset {message}"
+    return ProfileError(source, key, f"{message}, got {err['input']!r}")
+
+
+def validate_profile(
+    data: Any, source: str | Path, declared: Callable[[str], frozenset[str]] | None = None
+) -> dict[str, Any]:
+    """The profile mapping `data` (read from `source`) checked; returns it with absent sections as they
+    were. `declared(notebook)` gives a notebook's parameters (None: parameters are not checked)."""
+    source = Path(source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(source, "", f"must be a mapping of sections, got {type(data).__name__}")
+    try:
+        Profile.model_validate(data)
+    except ValidationError as e:
+        raise _schema_error(e, source) from None
+    if declared is not None:
+        everywhere: set[str] = set()
+        for name in NOTEBOOKS:
+            params = declared(name)
+            everywhere |= params
+            extra = sorted(set(data.get(name) or {}) - params - {"per_dataset"})
+            if extra:
+                raise ProfileError(
+                    source,
+                    f"{name}.{extra[0]}",
+                    f"not a parameter of notebooks/{name}.ipynb; it declares: {', '.join(sorted(params))} "
+                    "(and per_dataset)",
+                )
+        extra = sorted(set(data.get("common") or {}) - everywhere)
+        if extra:
+            raise ProfileError(
+                source, f"common.{extra[0]}", f"no notebook declares this parameter; known: {sorted(everywhere)}"
+            )
+    datasets = data.get("datasets") or []
+    for i, name in enumerate(data.get("optional_datasets") or []):
+        if name not in datasets:
+            raise ProfileError(source, f"optional_datasets[{i}]", f"{name!r} is not in datasets {datasets}")
+    for name in NOTEBOOKS:
+        if (data.get(name) or {}).get("per_dataset", False) and not datasets:
+            raise ProfileError(
+                source, f"{name}.per_dataset", "per_dataset: true but the profile has no top-level datasets list"
+            )
+    return data
+
+
+def known_profiles(params_dir: Path) -> list[str]:
+    return sorted(p.stem for p in params_dir.glob("*.yaml"))
+
+
+def read_profile(
+    profile: str, params_dir: Path, declared: Callable[[str], frozenset[str]] | None = None
+) -> dict[str, Any]:
+    """`<params_dir>/<profile>.yaml`, read strictly and validated; an unknown profile is a
+    FileNotFoundError naming the known ones."""
+    path = params_dir / f"{profile}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no profile {profile!r} ({path} missing); known profiles: {known_profiles(params_dir)}"
+        )
+    return validate_profile(read_yaml(path), path, declared)
