@@ -204,10 +204,10 @@ def test_data_errors_name_line_and_column(tmp_path):
         load(str(_data(tmp_path, [])))
     df = load(str(_data(tmp_path, [_row("a"), _row("b", context=""), _row("c"), _row("d")], empty_text="skip")))
     assert sorted(df["id"]) == ["a", "c", "d"] and df.attrs["skipped"] == {"item with an empty context": 1}
-    # "sarcasm" is an alias of sarcastic; the same rater twice on one item counts once, reported
+    # "sarcasm" is an alias of sarcastic; the same rater giving the same label twice counts once, reported
     df = load(str(_data(tmp_path, [_row("a", "sarcasm"), _row("a", "sarcasm"), _row("b"), _row("c")])))
     assert df.set_index("id").loc["a", "counts"] == [0.0, 0.0, 1.0, 0.0]
-    assert df.attrs["skipped"] == {"repeated rating by the same rater (first kept)": 1}
+    assert df.attrs["skipped"] == {"exact repeat of a rating (same item, rater and label; counted once)": 1}
 
 
 def test_wide_zero_rating_item_is_an_error(tmp_path):

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shala_lib.data.dataset_types import CANONICAL_COLUMNS as CANONICAL_COLUMNS  # re-exported
+from shala_lib.data.dataset_types import DatasetSpec
 from shala_lib.data.distributions import (
     ambiguity_level,
     distribution,
@@ -18,24 +20,9 @@ from shala_lib.data.distributions import (
     n_active,
     normalized_entropy,
 )
-from shala_lib.data.specs import DatasetSpec
 
 log = logging.getLogger(__name__)
 
-CANONICAL_COLUMNS: tuple[str, ...] = (
-    "id",
-    "dataset",
-    "subset",
-    # text fields go here
-    "counts",
-    "dist",
-    "n_annotators",
-    "majority",
-    "entropy_norm",
-    "n_active",
-    "ambiguity_level",
-    "split",
-)
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 
@@ -130,26 +117,43 @@ def canonical_table(
     return df
 
 
-def read_jsonl(path: str | Path, strict: bool = True) -> list[tuple[int, object]]:
+def read_jsonl(path: str | Path, strict: bool = True, unique_keys: bool = False) -> list[tuple[int, object]]:
     """(line number, parsed value) for each non-blank line of a JSONL file.
 
     strict: a malformed line raises DataFormatError naming file and line. Otherwise it is logged
     and skipped (for files this project appends to, where a killed run can leave a partial line).
+    unique_keys: an object with a key twice (JSON keeps the last one silently) is an error naming the line.
     """
     import json
 
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for k, v in items:
+            if k in out:
+                raise _DuplicateKey(k)
+            out[k] = v
+        return out
+
+    hook = pairs if unique_keys else None
     out: list[tuple[int, object]] = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                out.append((lineno, json.loads(line)))
+                out.append((lineno, json.loads(line, object_pairs_hook=hook)))
+            except _DuplicateKey as e:
+                raise DataFormatError(path, "key given twice in one object", line=lineno, field=e.key) from None
             except json.JSONDecodeError as e:
                 if strict:
                     raise DataFormatError(path, f"malformed JSON ({e.msg})", line=lineno) from None
                 log.warning("%s, line %d: malformed row skipped (%s)", path, lineno, e.msg)
     return out
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
 
 
 def split_sizes(n: int, fractions: Sequence[float]) -> list[int]:
@@ -211,7 +215,10 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = df.copy()
     clean.attrs = {}
-    clean.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+    from shala_lib.files import atomic_path
+
+    with atomic_path(path) as tmp:  # a unique temporary file renamed into place: never half a table
+        clean.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
     return path
 
 

@@ -8,34 +8,22 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from shala_lib.data.canonical import DataNotFoundError
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    url: str
-    name: str  # file name under the dataset folder
-    sha256: str | None = None
-    size: int | None = None
-    member: str | None = None  # for zip archives: the member to extract as `name`
+from shala_lib.data.dataset_types import RemoteFile
+from shala_lib.data.definition import get_definition
 
 
 def sources(name: str) -> list[RemoteFile]:
     """The files a dataset's definition says to download (`download:`)."""
-    from shala_lib.data.definition import get_definition
-
     return list(get_definition(name).download)
 
 
 def manual_hint(name: str) -> str | None:
     """How to obtain a dataset that cannot be downloaded (`manual:` in its definition)."""
-    from shala_lib.data.definition import get_definition
-
     try:
         return get_definition(name).manual
     except KeyError:

@@ -8,6 +8,8 @@ with (split seed, subset, loader options) are the ones training, zero-shot, eval
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,9 @@ from shala_lib.data.canonical import (
     first_items,
     write_parquet,
 )
+from shala_lib.data.definition import DatasetDefinition, get_definition
+from shala_lib.data.loaders.generic import load_custom, load_definition_data
+from shala_lib.data.specs import get_spec
 from shala_lib.paths import data_dir as resolve_data_dir
 
 DEFAULT_SEED = 42
@@ -56,19 +61,34 @@ def load(
     """
     root = resolve_data_dir(data_dir)
     if name == "custom":
-        from shala_lib.data.loaders.generic import load_custom
-
         if "path" not in options:
             raise TypeError("load('custom', ...) needs path= (and classes=)")
         path = Path(options.pop("path"))
         if "classes" not in options:
             raise TypeError("load('custom', ...) needs classes= (the ordered class list)")
         return load_custom(path, seed=DEFAULT_SEED if seed is None else seed, **options)
-    from shala_lib.data.definition import get_definition
-
     definition = get_definition(name)
     seed = (DEFAULT_SEED if definition.seed is None else definition.seed) if seed is None else seed
-    return definition.load(root, seed, subset=subset, **options)
+    return load_definition(definition, root, seed, subset=subset, **options)
+
+
+def load_definition(
+    definition: DatasetDefinition, root: Path, seed: int, subset: str | None = None, **options: Any
+) -> pd.DataFrame:
+    """The canonical table of a definition: its `loader:` function, or the generic reader of its `data:`."""
+    if definition.loader is None:
+        return load_definition_data(definition, root, seed, subset=subset, **options)
+    module, _, func = definition.loader.partition(":")
+    fn = getattr(importlib.import_module(module), func)
+    params = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = {"seed": seed, **options}
+    if "root" in params:
+        kwargs["root"] = root
+    if "subset" in params:
+        kwargs["subset"] = subset
+    elif subset is not None:
+        raise ValueError(f"dataset {definition.name!r} has no subsets (got subset={subset!r})")
+    return fn(**kwargs)
 
 
 def prepared_path(processed_dir: str | os.PathLike[str], name: str) -> Path:
@@ -87,8 +107,6 @@ def read_prepared(path: str | os.PathLike[str], dataset: str | None = None) -> p
     if missing:
         raise DataFormatError(f"{path}: not a prepared table, columns {missing} are missing")
     if dataset is not None:
-        from shala_lib.data.specs import get_spec
-
         want = get_spec(dataset).name
         got = sorted(set(table["dataset"].astype(str)))
         if got != [want]:
@@ -107,8 +125,6 @@ def dataset_table(
     (its rows of `subset` when given), else the dataset loaded from its files (`load`)."""
     if processed_dir is None:
         return load(name, subset=subset, data_dir=data_dir, seed=seed)
-    from shala_lib.data.specs import get_spec
-
     table = read_prepared(prepared_path(processed_dir, get_spec(name).name), name)
     if subset is not None:
         table = table[table["subset"].astype(str) == subset].reset_index(drop=True)

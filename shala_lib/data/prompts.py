@@ -13,19 +13,17 @@ the target section, so the model has only the clip. A `system` message, when giv
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from shala_lib.data.specs import MODALITIES, DatasetSpec, Modality, get_spec
+from shala_lib.data.dataset_types import MODALITIES, DatasetSpec, Modality, PromptTemplate, json_shape
+from shala_lib.data.definition import get_definition
+from shala_lib.data.specs import get_spec
+
+__all__ = ["PromptTemplate", "build_messages", "get_template", "json_shape", "prefill_text", "prompt_text"]
 
 Variant = Literal["paper", "reasoning"]
 VARIANTS: tuple[str, ...] = ("paper", "reasoning")
 Message = dict[str, Any]
-
-
-def json_shape(spec: DatasetSpec) -> str:
-    """`{"entailment": float, "neutral": float, "contradiction": float}` in the spec's key spelling."""
-    return "{" + ", ".join(f'"{k}": float' for k in spec.keys) + "}"
 
 
 def prefill_text(spec: DatasetSpec) -> str:
@@ -33,36 +31,8 @@ def prefill_text(spec: DatasetSpec) -> str:
     return '{"' + spec.keys[0] + '": '
 
 
-@dataclass(frozen=True)
-class PromptTemplate:
-    background: str
-    target: str  # format string over the spec's text fields
-    task: str
-    label_word: str  # "label" or "emotion"
-    reasoning_questions: tuple[str, ...]
-
-    def output_constraints(self, spec: DatasetSpec) -> str:
-        return (
-            "Before outputting, check if the format of your output is in accordance with the "
-            "requirements I provided.\n"
-            f"1. Generate the {self.label_word} probabilities in EXACTLY this JSON structure: {json_shape(spec)}.\n"
-            "2. The sum of all probabilities must be exactly 1.0.\n"
-            "3. Do not include any explanations or text besides the dictionary."
-        )
-
-    def reasoning_constraints(self, spec: DatasetSpec) -> str:
-        bullets = "\n".join(f"- {q}" for q in self.reasoning_questions)
-        return (
-            "Before producing your final answer, explain your reasoning:\n"
-            f"{bullets}\n"
-            f"Then output EXACTLY this JSON on its own line: {json_shape(spec)}"
-        )
-
-
 def get_template(spec: DatasetSpec) -> PromptTemplate:
     """The prompt of a dataset, from its definition file (`shala_lib.data.definition`)."""
-    from shala_lib.data.definition import get_definition
-
     try:
         return get_definition(spec.source or spec.name).template
     except KeyError:
