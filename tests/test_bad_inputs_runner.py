@@ -200,8 +200,12 @@ def test_summary_records_skipped_notebooks_without_running_any(out, tmp_path):
         "chaosnli was not prepared by 01_data_preparation "
         f"(no {tmp_path / 'nothing_prepared' / 'chaosnli.parquet'}: its data files are absent, see notebook 01)"
     )
+    env = summary.pop("environment")
+    assert env["git"]["commit"] and env["packages"]["torch"] != "not installed"  # what it ran on
     assert summary == {
         "profile": "p",
+        "label": "p",
+        "device": "cpu",
         "status": "done",
         "notebooks": [{"notebook": "04_evaluation_chaosnli", "status": "skipped", "why": why}],
         "ran": [],
@@ -248,3 +252,25 @@ def test_tcp_warning_filter_drops_only_that_line():
     tcp = logging.LogRecord("IPKernelApp", logging.WARNING, "", 0, TCP_WARNING + ". All communication ...", (), None)
     other = logging.LogRecord("IPKernelApp", logging.WARNING, "", 0, "Could not import extension %s", ("x",), None)
     assert keep(tcp) is False and keep(other) is True
+
+
+# --- a GPU profile without a GPU ---------------------------------------------------------------------
+def test_paper_profile_without_a_gpu_stops_before_any_notebook(out, capsys, monkeypatch):
+    monkeypatch.setattr("shala_lib.training.dispatch.gpu_count", lambda: 0)
+    msg = _refused(["--profile", "paper", *_dirs_args(out)], out, capsys)
+    assert msg.startswith("profile 'paper' needs a GPU (requires_gpu: true;")
+    assert "--profile smoke" in msg and "--allow-cpu" in msg and "'paper_cpu'" in msg
+
+
+def test_allow_cpu_labels_every_output_as_a_cpu_run(tmp_path, monkeypatch):
+    """With --allow-cpu the paper profile runs, and every notebook that names outputs by PROFILE says
+    paper_cpu; the summary says so too (checked up to the first notebook, which is made to fail fast)."""
+    monkeypatch.setattr("shala_lib.training.dispatch.gpu_count", lambda: 0)
+    prof = runner.load_profile("paper")
+    assert prof["requires_gpu"] is True and runner.needs_gpu_refusal(prof, "paper", True, 0) is None
+    assert runner.needs_gpu_refusal(prof, "paper", False, 1) is None  # a GPU: runs as the profile
+    jobs = runner.label_cpu_run(runner.plan(prof, dirs=Dirs(tmp_path, tmp_path, tmp_path)), "paper_cpu")
+    labelled = {j.label for j in jobs if j.params.get("PROFILE") == "paper_cpu"}
+    assert {j.label for j in jobs if "PROFILE" in j.params} == labelled and len(labelled) == 12  # 03-06 x 3
+    assert not any(j.params.get("PROFILE") == "paper" for j in jobs)
+    assert runner.needs_gpu_refusal(runner.load_profile("smoke"), "smoke", False, 0) is None

@@ -1,6 +1,6 @@
 """Reproduction profiles (`papermill_params/<profile>.yaml`): read strictly (`shala_lib.files.read_yaml`:
 no aliases, no duplicate keys) and validated before anything runs. Unknown keys are refused at every
-level: a top-level key must be `datasets`, `optional_datasets`, `common` or a notebook name; a key of a
+level: a top-level key must be `datasets`, `optional_datasets`, `common`, `requires_gpu` or a notebook name; a key of a
 notebook's mapping must be `per_dataset` or a parameter that notebook declares; a key of `common` must be
 a parameter some notebook declares (papermill would only warn, and a typo would be ignored). Errors name
 the file and the key path: `papermill_params/x.yaml: 02_zero_shot_baselines.LIMTI: ...`.
@@ -24,7 +24,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "05_ambiguity_analysis",
     "06_reasoning_inspection",
 )
-TOP_LEVEL: tuple[str, ...] = ("common", "datasets", "optional_datasets")
+TOP_LEVEL: tuple[str, ...] = ("common", "datasets", "optional_datasets", "requires_gpu")
 
 
 class ProfileError(ValueError):
@@ -48,6 +48,9 @@ class Profile(BaseModel):
 
     datasets: list[StrictStr] | None = None
     optional_datasets: list[StrictStr] | None = None
+    # true: the runner refuses to start without a CUDA GPU (exit 2) unless --allow-cpu, which labels every
+    # output `<profile>_cpu` (a CPU run of a GPU profile trains the CPU smoke setting: it is not the profile)
+    requires_gpu: StrictBool = False
     common: dict[StrictStr, Any] | None = None
     nb01: NotebookEntry | None = Field(None, alias="01_data_preparation")
     nb02: NotebookEntry | None = Field(None, alias="02_zero_shot_baselines")

@@ -256,15 +256,21 @@ def check_request(
     dirs: Dirs,
     params_dir: Path | None = None,
     datasets: list[str] | None = None,
+    allow_cpu: bool = False,
+    gpus: int | None = None,
 ) -> dict[str, Any]:
     """Everything about a run that can be checked before it starts, checked without side effects
-    (nothing written, nothing registered): the profile (known, valid), the notebook names, the
-    dataset names or definition files, the output folders. Returns the profile; raises UsageError,
-    ProfileError, YamlFileError or FileNotFoundError (an unknown profile): the runner's exit 2."""
+    (nothing written, nothing registered): the profile (known, valid, a GPU profile where a GPU is), the
+    notebook names, the dataset names or definition files, the output folders. Returns the profile; raises
+    UsageError, ProfileError, YamlFileError or FileNotFoundError (an unknown profile): the runner's exit 2."""
     from shala_lib.data.definition import get_definition, is_definition_path
+    from shala_lib.training.dispatch import gpu_count
 
     params_dir = params_dir or project_root() / "papermill_params"
     prof = load_profile(profile, params_dir)  # FileNotFoundError naming the known profiles
+    why = needs_gpu_refusal(prof, profile, allow_cpu, gpu_count() if gpus is None else gpus)
+    if why is not None:
+        raise UsageError(why)
     if notebooks is not None:
         if not notebooks:
             raise UsageError(f"--only: name at least one notebook; choose from {list(NOTEBOOKS)}")
@@ -295,17 +301,51 @@ def check_request(
     return prof
 
 
+def cpu_label(profile: str) -> str:
+    """How the outputs of a GPU profile run on CPU (`--allow-cpu`) are named: never as the profile itself."""
+    return f"{profile}_cpu"
+
+
+def needs_gpu_refusal(prof: dict[str, Any], profile: str, allow_cpu: bool, gpus: int) -> str | None:
+    """Why a profile must not start here (a GPU profile on a machine without one), or None."""
+    if not prof.get("requires_gpu") or gpus > 0 or allow_cpu:
+        return None
+    return (
+        f"profile {profile!r} needs a GPU (requires_gpu: true; it trains the paper's model with the paper's "
+        f"settings) and none is visible here. Run the CPU profile instead: python -m shala_lib.reproduce "
+        f"--profile smoke. To run {profile!r} on CPU anyway (notebook 03 then trains its CPU smoke setting), add "
+        f"--allow-cpu: every output is then labelled {cpu_label(profile)!r} (runs/{cpu_label(profile)}/, "
+        f"*_{cpu_label(profile)}.* tables)"
+    )
+
+
+def label_cpu_run(jobs: list[Job], label: str) -> list[Job]:
+    """Every notebook that names its outputs by PROFILE names them `label` instead."""
+    return [
+        Job(j.notebook, {**j.params, "PROFILE": label} if "PROFILE" in j.params else j.params, j.dataset) for j in jobs
+    ]
+
+
 def write_summary(runs: Path, summary: dict[str, Any]) -> Path:
     """`<runs>/summary.json`, replaced whole (a unique temporary file renamed into place)."""
     return write_text_atomic(runs / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
-def _summary(profile: str, status: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(
+    profile: str, status: str, entries: list[dict[str, Any]], device: str = "cpu", label: str | None = None
+) -> dict[str, Any]:
     """The run's summary: `status` (running / done / failed) and every notebook's entry (status done with
     its seconds and output, failed with the error, skipped with the reason, pending while running);
-    `ran` and `skipped` list the done and skipped ones, as before."""
+    `ran` and `skipped` list the done and skipped ones, as before; `label` names the outputs (the profile,
+    or `<profile>_cpu` for a GPU profile run with --allow-cpu); `environment` is what it ran on (package
+    versions, the git commit)."""
+    from shala_lib.environment import provenance
+
     return {
         "profile": profile,
+        "label": label or profile,
+        "device": device,
+        "environment": provenance(),
         "status": status,
         "notebooks": entries,
         "ran": [{k: e[k] for k in ("notebook", "seconds", "output")} for e in entries if e["status"] == "done"],
@@ -343,6 +383,8 @@ def run_profile(
     model: str | None = None,
     download: bool = True,
     check_data: bool = True,
+    allow_cpu: bool = False,
+    gpus: int | None = None,
 ) -> list[Path]:
     """Execute a profile's notebooks; returns the executed notebooks' paths. The request is checked
     first (`check_request`: nothing is written when it is refused), then its datasets are fetched when
@@ -354,7 +396,12 @@ def run_profile(
 
     root = project_root()
     dirs = dirs or Dirs.default(profile)
-    prof = check_request(profile, notebooks, dirs, params_dir, datasets)
+    from shala_lib.training.dispatch import gpu_count
+
+    gpus = gpu_count() if gpus is None else gpus
+    prof = check_request(profile, notebooks, dirs, params_dir, datasets, allow_cpu, gpus)
+    device = "gpu" if gpus > 0 else "cpu"
+    label = cpu_label(profile) if prof.get("requires_gpu") and gpus == 0 else profile
     if datasets:
         prof = with_datasets(prof, datasets)
     if check_data:
@@ -362,18 +409,20 @@ def run_profile(
     jobs = plan(prof, notebooks, overrides, dirs)
     if model:
         jobs = with_model(jobs, model)
+    if label != profile:  # --allow-cpu: a GPU profile on CPU is labelled so everywhere
+        jobs = label_cpu_run(jobs, label)
     prep_params = plan(prof, ["01_data_preparation"], overrides, dirs)[0].params
     dirs.runs.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     entries: list[dict[str, Any]] = [{"notebook": job.label, "status": "pending"} for job in jobs]
-    write_summary(dirs.runs, _summary(profile, "running", entries))
+    write_summary(dirs.runs, _summary(profile, "running", entries, device, label))
     for i, job in enumerate(jobs, start=1):
         tag = f"[{i}/{len(jobs)}] {job.label}"
         why = not_prepared(prep_params, job.dataset, root) if job.dataset is not None else None
         if why is not None:
             print(f"{tag} skipped: {why}", flush=True)
             entries[i - 1] = {"notebook": job.label, "status": "skipped", "why": why}
-            write_summary(dirs.runs, _summary(profile, "running", entries))
+            write_summary(dirs.runs, _summary(profile, "running", entries, device, label))
             continue
         src = root / "notebooks" / f"{job.notebook}.ipynb"
         dst = dirs.runs / f"{job.label}.ipynb"
@@ -392,16 +441,16 @@ def run_profile(
             entries[i - 1] = {"notebook": job.label, "status": "failed", "error": error, "output": str(dst)}
             for j in range(i, len(jobs)):
                 entries[j] = {"notebook": jobs[j].label, "status": "skipped", "why": f"not run: {job.label} failed"}
-            write_summary(dirs.runs, _summary(profile, "failed", entries))
+            write_summary(dirs.runs, _summary(profile, "failed", entries, device, label))
             if isinstance(e, PapermillExecutionError):
                 raise NotebookFailed(error) from None
             raise
         seconds = round(time.time() - t0, 1)
         print(f"{tag} done in {seconds:.0f} s -> {dst}", flush=True)
         entries[i - 1] = {"notebook": job.label, "status": "done", "seconds": seconds, "output": str(dst)}
-        write_summary(dirs.runs, _summary(profile, "running", entries))
+        write_summary(dirs.runs, _summary(profile, "running", entries, device, label))
         written.append(dst)
-    summary = _summary(profile, "done", entries)
+    summary = _summary(profile, "done", entries, device, label)
     write_summary(dirs.runs, summary)
     print(f"{len(summary['ran'])} notebook run(s), {len(summary['skipped'])} skipped; see {dirs.runs / 'summary.json'}")
     return written
@@ -426,15 +475,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--model", default=None, help="replace the profile's model everywhere (Hub id or local directory)")
     ap.add_argument("--no-download", action="store_true", help="never download absent data (exit 2 instead)")
+    ap.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="run a GPU profile (requires_gpu: true, e.g. paper) without a GPU; its outputs are labelled <profile>_cpu",
+    )
     args = ap.parse_args(argv)
     default = Dirs.default(args.profile)
+    if args.allow_cpu:
+        from shala_lib.training.dispatch import gpu_count
+
+        if gpu_count() == 0:
+            default = Dirs.default(cpu_label(args.profile))
     dirs = Dirs(
         (args.runs_dir or default.runs).resolve(),
         (args.results_dir or default.results).resolve(),
         (args.figures_dir or default.figures).resolve(),
     )
     try:
-        check_request(args.profile, args.only, dirs, args.params_dir, datasets=args.dataset)
+        check_request(args.profile, args.only, dirs, args.params_dir, datasets=args.dataset, allow_cpu=args.allow_cpu)
     except (UsageError, ProfileError, YamlFileError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2  # refused before anything ran or was written
@@ -448,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             datasets=args.dataset,
             model=args.model,
             download=not args.no_download,
+            allow_cpu=args.allow_cpu,
         )
     except DataUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
