@@ -21,8 +21,15 @@
 # run's `metrics.csv`; after training each checkpoint is evaluated greedily on the test split.
 # Without a GPU the CPU smoke configuration runs instead (a few steps: a pipeline check, not a result; only
 # the top 8 decoder layers train there, which halves a CPU step: the backward pass stops at them).
-# A rerun starts each method clean (its earlier checkpoints are removed, with a warning); `RESUME = True`
-# continues each from its last checkpoint instead (`--resume`).
+#
+# **A run is never deleted.** Every method's config and run folder are checked before any method trains.
+# `IF_EXISTS` says what happens when a method's run folder already holds an earlier run:
+# `"refuse"` (the default) stops with the folder named and nothing touched; `"resume"` continues each
+# method from its last checkpoint (`--resume`; a method without one starts new); `"overwrite"` moves the
+# earlier run aside, whole, to `<name>.previous-N/` beside it (`--overwrite`) and trains again. The smoke
+# profile re-runs with `"overwrite"`, so `<name>.previous-1/`, `-2/`, ... accumulate under `runs/smoke/train`
+# on every re-run: that is the contract (delete them yourself when you no longer want them). Each method's
+# log (`<name>.log` beside its folder) is appended to, one header line per run.
 
 # %% tags=["parameters"]
 CONFIG = "configs/chaosnli_smollm2.yaml"  # experiment YAML (see configs/)
@@ -30,7 +37,7 @@ METHODS = None  # None: every registered method that trains (shala_lib.scoring.m
 PROFILE = "smoke"  # smoke: CPU-sized overrides below are applied when no GPU is present
 GPUS = None  # None: all visible GPUs
 OUTPUT_DIR = "runs/train"
-RESUME = False  # True: continue each method from its last checkpoint instead of starting clean
+IF_EXISTS = "refuse"  # an earlier run in a method's folder: "refuse" | "resume" | "overwrite" (moved to .previous-N)
 OVERRIDES = []  # extra overrides for every method, written as in CPU_OVERRIDES below
 ONE_GPU_OVERRIDES = []  # applied on exactly one GPU (the paper profile turns LoRA on there)
 CPU_OVERRIDES = [
@@ -61,7 +68,8 @@ from shala_lib.paths import method_run_dir
 from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.methods import trained_methods
 from shala_lib.training.config import ExperimentConfig
-from shala_lib.training.dispatch import gpu_count, run_streaming, training_command
+from shala_lib.training.dispatch import effective_if_exists, gpu_count, run_streaming, training_command
+from shala_lib.training.run_dir import RunExistsError, plan_run_dir
 from shala_lib.viz.plots import plot_training_curves, save_figure
 
 METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
@@ -77,11 +85,20 @@ elif gpus == 1 and ONE_GPU_OVERRIDES:
 if PROCESSED_DIR is not None:  # train and evaluate on notebook 01's prepared table
     extra.append(f"processed_dir={PROCESSED_DIR}")
 base = ExperimentConfig.from_yaml(CONFIG).with_overrides(list(OVERRIDES))  # names and dataset as trained
-runs = {}
-for method in METHODS:
+jobs = {}
+for method in METHODS:  # every method checked (config, run folder) before any of them trains
     run_dir = method_run_dir(OUTPUT_DIR, base.name, method, PROFILE)  # where notebooks 04-06 look
     overrides = [*extra, f"method={method}", f"name={run_dir.name}", f"output_dir={OUTPUT_DIR}"]  # per-method last
-    cmd = training_command(CONFIG, overrides, gpus=gpus, resume=RESUME)
+    ExperimentConfig.from_yaml(CONFIG).with_overrides(overrides)
+    try:
+        plan_run_dir(run_dir, effective_if_exists(IF_EXISTS, run_dir))  # read-only
+    except RunExistsError as e:
+        raise RunExistsError(
+            f"{e}\nHere: set IF_EXISTS to 'resume' or 'overwrite' (papermill -p IF_EXISTS ...)"
+        ) from None
+    jobs[method] = (run_dir, training_command(CONFIG, overrides, gpus=gpus, if_exists=IF_EXISTS, run_dir=run_dir))
+runs = {}
+for method, (run_dir, cmd) in jobs.items():
     print(" ".join(cmd))
     run_streaming(cmd, Path(OUTPUT_DIR) / f"{run_dir.name}.log", desc=method)
     runs[method] = run_dir

@@ -405,14 +405,22 @@ def test_resume_continues_at_the_right_step(tiny, tmp_path):
     assert sorted(comps["step"].unique().tolist()) == [0, 1, 2, 3]
 
 
-def test_new_run_under_an_old_name_starts_clean(tiny, tmp_path):
-    """Without --resume, nothing of an earlier run with the same name survives into the new one."""
+def test_new_run_under_an_old_name_refuses_or_sets_the_old_one_aside(tiny, tmp_path):
+    """Without --resume a new run never mixes with (nor deletes) an earlier one of the same name: it
+    refuses to start, or with overwrite moves the earlier run aside whole and starts clean."""
     from shala_lib.training.run import train
+    from shala_lib.training.run_dir import RunExistsError
 
     cfg = _cfg(tiny, tmp_path, "mls", max_eval_items=4, eval_batch_size=4)
     train(cfg)  # 4 steps: checkpoints 2 and 4, predictions of 4 test items
+    earlier = {p.relative_to(cfg.run_dir): p.read_bytes() for p in cfg.run_dir.rglob("*") if p.is_file()}
     cfg = cfg.with_overrides(["grpo.max_steps=2", "max_eval_items=3"])
-    res = train(cfg)
+    with pytest.raises(RunExistsError, match=r"t_mls: an earlier run is there .*--resume.*--overwrite.*name"):
+        train(cfg)
+    res = train(cfg, overwrite=True)
+    aside = tmp_path / "t_mls.previous-1"
+    assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == earlier
+    assert sorted(p.name for p in aside.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert sorted(p.name for p in cfg.run_dir.glob("checkpoint-*")) == ["checkpoint-2"]
     metrics = pd.read_csv(cfg.run_dir / "metrics.csv")
     assert metrics.loc[metrics["loss"].notna(), "step"].tolist() == [1, 2]

@@ -1,22 +1,36 @@
-"""`ExperimentConfig`: one dataclass per GRPO experiment, serialised to and from YAML.
+"""`ExperimentConfig`: one dataclass per GRPO experiment, serialised to and from YAML and checked
+by a strict pydantic v2 schema before anything runs.
 
-The `grpo` mapping passes through to TRL's `GRPOConfig` untouched, so every TRL field stays
-reachable. `paper_grpo()` gives the paper's values (App. D.2) with the batch semantics made
-explicit: 4 prompts x 4 rollouts per optimizer step on any GPU count (see README, "Decisions").
-Every objective and schedule setting is written out, never inherited from whatever TRL version is
-installed: TRL's defaults have changed under users before (`loss_type` was `bnpo`, now `dapo`).
-`PAPER_SOURCES` names where each value comes from (a paper section, or "TRL default" where the
-paper defers to `GRPOConfig`'s defaults); README's decisions table is checked against it.
+Every field has a type and bounds (`Field(...)`): no truthy strings for a boolean (`lora: maybe` is
+an error), no float for an integer, no negative learning rate, no unknown key at any level. The
+`grpo` mapping passes through to TRL's `GRPOConfig`, so every TRL field stays reachable; a key that
+is not a `GRPOConfig` field is refused, and the ones the workbench relies on (`GrpoSettings`) are
+typed and bounded. Errors name the source (the YAML file, or `--set`) and the key path:
+`my.yaml: grpo.learning_rate must be > 0, got -1.0`.
+
+`paper_grpo()` gives the paper's values (App. D.2) with the batch semantics made explicit: 4 prompts
+x 4 rollouts per optimizer step on any GPU count (see README, "Decisions"). Every objective and
+schedule setting is written out, never inherited from whatever TRL version is installed: TRL's
+defaults have changed under users before (`loss_type` was `bnpo`, now `dapo`). `PAPER_SOURCES` names
+where each value comes from (a paper section, or "TRL default" where the paper defers to
+`GRPOConfig`'s defaults); README's decisions table is checked against it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import asdict, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, with_config
+from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict
 
+from shala_lib.files import read_yaml, write_text_atomic
 from shala_lib.generation.embedded import EMBEDDED
 
 # where each of the paper's settings comes from (README, "Decisions", lists the same)
@@ -37,6 +51,22 @@ PAPER_SOURCES: dict[str, str] = {
     "logging_steps": "ours (every step: training curves)",
     "save_steps": "ours (a checkpoint every 100 steps)",
 }
+
+# a run's name is one folder under output_dir: no separators, no `.`/`..`, not empty
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+SPLITS = ("train", "validation", "test")
+# GRPOConfig fields the workbench sets itself: the run folder is `<output_dir>/<name>`, nothing else
+WORKBENCH_OWNED_GRPO = {
+    "output_dir": "the run folder is <output_dir>/<name>: set output_dir and name instead",
+    "save_total_limit": (
+        "set keep_checkpoints (the last N plus the best by validation JSD) instead of grpo.save_total_limit "
+        "(TRL would count the best checkpoint within the limit)"
+    ),
+}
+
+
+class ConfigError(ValueError):
+    """An experiment config that does not validate; the message names the source and every key path."""
 
 
 def paper_grpo() -> dict[str, Any]:
@@ -61,149 +91,382 @@ def paper_grpo() -> dict[str, Any]:
     }
 
 
-def _parse_value(raw: str) -> Any:
-    """YAML scalar, except that YAML 1.1 reads `1e-5` as a string: numbers in any float syntax
-    become floats."""
-    value = yaml.safe_load(raw)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
+_FLOAT_SYNTAX = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _yaml_float(value: Any) -> Any:
+    """YAML 1.1 reads `1e-5` (no dot) as a string: a string in float syntax is that number."""
+    if isinstance(value, str) and _FLOAT_SYNTAX.match(value.strip()):
+        return float(value)
     return value
 
 
-@dataclass
+Float = Annotated[float, BeforeValidator(_yaml_float), Field(allow_inf_nan=False)]
+PositiveFloat = Annotated[float, BeforeValidator(_yaml_float), Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, BeforeValidator(_yaml_float), Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, BeforeValidator(_yaml_float), Field(ge=0, le=1, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Text = Annotated[str, Field(min_length=1)]
+# steps: an integer >= 1, or (TRL's convention) a ratio of the total steps in (0, 1)
+Steps = PositiveInt | Annotated[float, Field(gt=0, lt=1)]
+
+
+@with_config(ConfigDict(extra="allow", strict=True))
+class GrpoSettings(TypedDict, total=False):
+    """The `GRPOConfig` fields the workbench relies on, typed and bounded; any other `GRPOConfig`
+    field passes through as written (a key that is not one is refused, see `ExperimentConfig.validate`)."""
+
+    learning_rate: PositiveFloat
+    num_generations: Annotated[int, Field(ge=2)]  # GRPO needs a group
+    temperature: PositiveFloat
+    top_p: Annotated[float, BeforeValidator(_yaml_float), Field(gt=0, le=1)]
+    top_k: NonNegativeInt | None
+    max_completion_length: PositiveInt
+    beta: NonNegativeFloat
+    epsilon: PositiveFloat
+    epsilon_high: PositiveFloat | None
+    per_device_train_batch_size: PositiveInt
+    gradient_accumulation_steps: PositiveInt
+    generation_batch_size: PositiveInt | None
+    steps_per_generation: PositiveInt | None
+    num_iterations: PositiveInt
+    max_steps: Annotated[int, Field(ge=-1)]  # -1: run num_train_epochs (0 is refused in validate)
+    num_train_epochs: PositiveFloat
+    logging_steps: Steps
+    save_steps: Steps
+    weight_decay: NonNegativeFloat
+    max_grad_norm: PositiveFloat
+    warmup_steps: NonNegativeInt | Annotated[float, Field(ge=0, lt=1)]
+    seed: NonNegativeInt
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
+    importance_sampling_level: Literal["token", "sequence"]
+    scale_rewards: Literal["group", "batch", "none"] | bool
+    mask_truncated_completions: bool
+    use_vllm: bool
+    bf16: bool
+    fp16: bool
+    gradient_checkpointing: bool
+    optim: Text
+    lr_scheduler_type: Text
+    generation_kwargs: dict[str, Any] | None
+    model_init_kwargs: dict[str, Any] | None
+    report_to: list[str] | str
+
+
+@dataclass(config=ConfigDict(strict=True, extra="forbid"))
 class ExperimentConfig:
-    name: str = "shala_chaosnli"
-    dataset: str = "chaosnli"
-    subset: str | None = None
-    data_dir: str | None = None
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = "shala_chaosnli"
+    dataset: Text = "chaosnli"
+    subset: Text | None = None
+    data_dir: Text | None = None
     # notebook 01's processed folder: train and evaluate on its prepared table (`data.loading.prepared_path`);
     # None: load the dataset's files with `seed` and `subset`
-    processed_dir: str | None = None
-    seed: int = 42
-    model: str = EMBEDDED
-    method: str = "shala"  # a registered method that trains (shala_lib.scoring.methods): shala | shala_no_ambi | mls
-    prompt_variant: str = "paper"
+    processed_dir: Text | None = None
+    seed: NonNegativeInt = 42
+    model: Text = EMBEDDED
+    method: Text = "shala"  # a registered method that trains (shala_lib.scoring.methods): shala | shala_no_ambi | mls
+    prompt_variant: Literal["paper", "reasoning"] = "paper"
     # text | speech | speech+text; None: the dataset's (speech+text for MSP-Podcast, as the paper). One
     # modality per run: ZeRO-3 hangs when some ranks run the audio tower and others do not
-    modality: str | None = None
+    modality: Text | None = None
     prefill: bool = False
-    output_dir: str = "runs/train"
-    prompts_per_step: int = PAPER_PROMPTS_PER_STEP  # prompts per optimizer step, summed over GPUs
-    max_train_items: int | None = None
-    max_eval_items: int | None = None
-    eval_split: str = "test"
-    eval_batch_size: int = 64
-    val_every: int = 0  # steps between validation-JSD checks (0: off)
-    val_items: int = 32
-    zero_std_warn: float = 0.8  # warn when frac_reward_zero_std stays above this
-    zero_std_window: int = 10
+    output_dir: Text = "runs/train"
+    prompts_per_step: PositiveInt = PAPER_PROMPTS_PER_STEP  # prompts per optimizer step, summed over GPUs
+    max_train_items: PositiveInt | None = None
+    max_eval_items: PositiveInt | None = None
+    # the split evaluated after training (train | validation | test; null: none)
+    eval_split: Literal["train", "validation", "test"] | None = "test"
+    eval_batch_size: PositiveInt = 64
+    val_every: NonNegativeInt = 0  # steps between validation-JSD checks (0: off)
+    val_items: PositiveInt = 32
+    zero_std_warn: Fraction = 0.8  # warn when frac_reward_zero_std stays above this
+    zero_std_window: PositiveInt = 10
     # checkpoints kept: the last `keep_checkpoints`, plus the one with the lowest validation JSD
     # when validation is on (`val_every`); None keeps all (a 7B fp32 + Adam checkpoint is ~100 GB)
-    keep_checkpoints: int | None = 2
+    keep_checkpoints: PositiveInt | None = 2
     # reward and rollout options the paper leaves open (README, "Decisions"); off = the paper's setting
-    sum_tolerance: float | None = None  # strict sum: |sum of the raw values - 1| > tolerance scores 0
+    sum_tolerance: Float | None = None  # strict sum: |sum of the raw values - 1| > tolerance scores 0
     structured_rollouts: bool = False  # GRPO rollouts constrained to the JSON shape (shala_lib.training.rollouts)
     constrained_eval: bool = False  # validation and test predictions constrained to the JSON shape too
-    grammar: str = "json"  # of both: "json" (any numbers) or "simplex" (numbers that sum to 1)
+    grammar: Text = "json"  # of both: "json" (any numbers) or "simplex" (numbers that sum to 1)
     # train only the top N decoder layers and the final norm (embeddings and the rest frozen): the
     # backward pass stops there, so a CPU step costs about half (small-model recipes; None: all)
-    train_top_layers: int | None = None
+    train_top_layers: PositiveInt | None = None
     lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_target_modules: str | list[str] = "all-linear"
-    device: str = "auto"  # auto | cpu | cuda
-    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
-    grpo: dict[str, Any] = field(default_factory=paper_grpo)
+    lora_r: PositiveInt = 16
+    lora_alpha: PositiveInt = 32
+    lora_target_modules: Text | list[Text] = "all-linear"
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"  # auto | cpu | cuda[:N]
+    report_to: list[Text] = field(default_factory=lambda: ["tensorboard"])
+    grpo: GrpoSettings = field(default_factory=paper_grpo)  # type: ignore[assignment]
 
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def to_yaml(self, path: str | Path | None = None) -> str:
         text = yaml.safe_dump(asdict(self), sort_keys=False)
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text)
+            write_text_atomic(path, text)
         return text
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown config key(s) {unknown}; known: {sorted(known)}")
-        grpo = {**paper_grpo(), **(data.get("grpo") or {})}
-        cfg = cls(**{**data, "grpo": grpo})
-        cfg.validate(source)
-        return cfg
+        """Validate `data` (unknown keys, types, bounds, then the rules across fields); `grpo` is
+        merged over `paper_grpo()`. Errors are `ConfigError`s naming `source` and the key paths."""
+        return _build(data, lambda _path: source)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = read_yaml(path)
+        if data is None:
+            data = {}
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
-        return cls.from_dict(data, source=str(path))
+            raise ConfigError(f"{path}: expected a mapping of config keys at the top level, got {type(data).__name__}")
+        cfg = cls.from_dict(data, source=str(path))
+        object.__setattr__(cfg, "_source", str(path))
+        return cfg
 
     def with_overrides(self, overrides: list[str]) -> ExperimentConfig:
-        """Apply `key=value` overrides (`grpo.learning_rate=1e-5` reaches into `grpo`)."""
+        """Apply `key=value` overrides (`grpo.learning_rate=1e-5` reaches into `grpo`), then validate
+        the whole config. An error in a key that an override set names `--set`; any other names the
+        config's file."""
         data = asdict(self)
+        touched: set[str] = set()
         for item in overrides:
-            if "=" not in item:
-                raise ValueError(f"override {item!r} must look like key=value")
+            if not isinstance(item, str) or "=" not in item:
+                raise ConfigError(f"--set: {item!r} must look like key=value (e.g. grpo.learning_rate=1e-5)")
             key, raw = item.split("=", 1)
-            value = _parse_value(raw)
-            if key.startswith("grpo."):
-                data["grpo"][key[5:]] = value
-            else:
-                data[key] = value
-        return ExperimentConfig.from_dict(data, source="overrides")
+            path = key.strip().split(".")
+            if any(not part for part in path):
+                raise ConfigError(f"--set: {item!r}: the key {key!r} is not a key path like grpo.learning_rate")
+            if path[0] not in _FIELD_NAMES:
+                raise ConfigError(_unknown_keys_message("--set", [path[0]]))
+            target = data
+            for i, part in enumerate(path[:-1]):
+                nxt = target.get(part)
+                if nxt is None:
+                    nxt = target[part] = {}
+                if not isinstance(nxt, dict):
+                    raise ConfigError(f"--set: {'.'.join(path[: i + 1])} is not a mapping; cannot set {key}")
+                target = nxt
+            target[path[-1]] = _parse_value(raw, string_field=len(path) == 1 and path[0] in _STRING_FIELDS)
+            touched.add(key)
+        file = getattr(self, "_source", "config")
+
+        def source_for(key_path: str) -> str:
+            hit = any(key_path == t or key_path.startswith(t + ".") or t.startswith(key_path + ".") for t in touched)
+            return "--set" if hit else f"{file} (with --set {' '.join(overrides)})"
+
+        cfg = _build(data, source_for, merge_paper=False)
+        object.__setattr__(cfg, "_source", file)
+        object.__setattr__(cfg, "_set_keys", frozenset({*getattr(self, "_set_keys", ()), *touched}))
+        return cfg
+
+    def source_of(self, key_path: str) -> str:
+        """Where a key's value came from, for error messages: `--set` when an override set it, else the
+        config's file (`config` for one built in code)."""
+        keys = getattr(self, "_set_keys", ())
+        if any(key_path == k or key_path.startswith(k + ".") for k in keys):
+            return "--set"
+        return getattr(self, "_source", "config")
 
     def validate(self, source: str = "config") -> None:
-        from shala_lib.scoring.methods import trained_methods
+        """The rules across fields and against TRL's `GRPOConfig` (types and bounds are the schema's)."""
+        errors = _cross_field_errors(self)
+        if errors:
+            raise ConfigError("\n".join(f"{source}: {msg}" for _path, msg in errors))
 
-        if self.method not in trained_methods():
-            raise ValueError(f"{source}: method must be one of {trained_methods()}, got {self.method!r}")
-        if self.prompt_variant not in ("paper", "reasoning"):
-            raise ValueError(f"{source}: prompt_variant must be 'paper' or 'reasoning'")
-        from shala_lib.data.specs import MODALITIES
 
-        if self.modality is not None and self.modality not in MODALITIES:
-            raise ValueError(
-                f"{source}: modality must be one of {MODALITIES} (or null: the dataset's), got {self.modality!r}"
-            )
-        if self.modality not in (None, "text") and self.grpo.get("use_vllm"):
-            raise ValueError(f"{source}: TRL's vLLM rollouts have no audio input; set grpo.use_vllm false for speech")
-        g = int(self.grpo.get("num_generations", 8))
-        if g < 2:
-            raise ValueError(f"{source}: grpo.num_generations must be >= 2 (GRPO needs a group)")
-        if self.grpo.get("scale_rewards") not in ("group", "batch", "none", True, False):
-            raise ValueError(f"{source}: grpo.scale_rewards must be group, batch or none")
-        if self.keep_checkpoints is not None and int(self.keep_checkpoints) < 1:
-            raise ValueError(f"{source}: keep_checkpoints must be >= 1 (or null to keep every checkpoint)")
-        if self.grpo.get("save_total_limit") is not None:
-            raise ValueError(
-                f"{source}: set keep_checkpoints (the last N plus the best by validation JSD) instead of "
-                "grpo.save_total_limit (TRL would count the best checkpoint within the limit)"
-            )
-        if self.sum_tolerance is not None and not 0 <= float(self.sum_tolerance) < 1:
-            raise ValueError(f"{source}: sum_tolerance must be in [0, 1) (or null: off), got {self.sum_tolerance}")
-        from shala_lib.generation.constrained import GRAMMARS
+_FIELD_NAMES = frozenset(f.name for f in fields(ExperimentConfig))
+# fields whose --set value is the text as written (`name=123` is the name "123", not a number)
+_STRING_FIELDS = frozenset(
+    {"name", "dataset", "subset", "data_dir", "processed_dir", "model", "method", "modality", "output_dir", "grammar"}
+)
 
-        if self.grammar not in GRAMMARS:
-            raise ValueError(f"{source}: grammar must be one of {GRAMMARS}, got {self.grammar!r}")
-        if self.train_top_layers is not None and (int(self.train_top_layers) < 1 or self.lora):
-            raise ValueError(f"{source}: train_top_layers must be >= 1 and cannot be combined with lora")
-        if self.structured_rollouts and self.grpo.get("use_vllm"):
-            raise ValueError(
-                f"{source}: structured_rollouts uses a transformers logits processor; set grpo.use_vllm false"
+
+def _parse_value(raw: str, string_field: bool = False) -> Any:
+    """An override's value as YAML (`[]`, `null`, `true`, `1e-5` as a float); for a string field a
+    scalar that YAML reads as a number or boolean stays the text written."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set: value {raw!r} is not valid YAML: {e}") from None
+    if string_field and isinstance(value, bool | int | float):
+        return raw.strip()
+    return _yaml_float(value)
+
+
+def _unknown_keys_message(source: str, unknown: list[str]) -> str:
+    import difflib
+
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(_FIELD_NAMES), n=1)
+        if close:
+            hints.append(f"{key!r}: did you mean {close[0]!r}?")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    return f"{source}: unknown config key(s) {unknown}{hint}; known: {sorted(_FIELD_NAMES)}"
+
+
+def _build(data: Any, source_for: Callable[[str], str], merge_paper: bool = True) -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source_for('')}: expected a mapping of config keys, got {type(data).__name__}")
+    unknown = sorted(str(k) for k in data if k not in _FIELD_NAMES)
+    if unknown:
+        raise ConfigError(_unknown_keys_message(source_for(unknown[0]), unknown))
+    data = dict(data)
+    grpo = data.get("grpo")
+    if grpo is not None and not isinstance(grpo, dict):
+        raise ConfigError(f"{source_for('grpo')}: grpo must be a mapping of GRPOConfig fields, got {grpo!r}")
+    if merge_paper:
+        data["grpo"] = {**paper_grpo(), **(grpo or {})}
+    elif grpo is None:
+        data["grpo"] = {}
+    try:
+        cfg = ExperimentConfig(**data)
+    except ValidationError as e:
+        raise ConfigError("\n".join(_schema_messages(e, data, source_for))) from None
+    errors = _cross_field_errors(cfg)
+    if errors:
+        raise ConfigError("\n".join(f"{source_for(path)}: {msg}" for path, msg in errors))
+    return cfg
+
+
+def _key_path(loc: tuple[Any, ...], data: Any) -> str:
+    """The part of a pydantic error location that is keys of the input (union member tags dropped)."""
+    parts = []
+    for item in loc:
+        if isinstance(data, dict) and item in data:
+            parts.append(str(item))
+            data = data[item]
+        elif isinstance(data, list) and isinstance(item, int) and 0 <= item < len(data):
+            parts.append(f"[{item}]")
+            data = data[item]
+        else:
+            break
+    return ".".join(parts).replace(".[", "[")
+
+
+def _describe(err: Any) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    got = f", got {value!r}"
+    if kind == "greater_than":
+        return f"must be > {ctx['gt']}{got}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx['ge']}{got}"
+    if kind == "less_than":
+        return f"must be < {ctx['lt']}{got}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx['le']}{got}"
+    if kind == "finite_number":
+        return f"must be a finite number{got}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be an integer{got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number{got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"must be true or false{got}"
+    if kind == "string_type":
+        return f"must be a string{got}"
+    if kind == "string_too_short":
+        return f"must not be empty{got}"
+    if kind == "string_pattern_mismatch":
+        if ctx.get("pattern") == NAME_PATTERN:
+            return (
+                f"must be a plain folder name (letters, digits, '_', '.', '-'; starting with a letter or digit; "
+                f"no '/'){got}"
             )
-        gen = self.grpo.get("generation_kwargs") or {}
-        if gen.get("do_sample") is False:
-            raise ValueError(
-                f"{source}: greedy rollouts give identical completions and zero advantage; "
-                "greedy decoding is for evaluation only"
+        return f"must match {ctx.get('pattern')}{got}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}{got}"
+    if kind in ("list_type", "dict_type"):
+        return f"must be a {'list' if kind == 'list_type' else 'mapping'}{got}"
+    return f"{err['msg']}{got}"
+
+
+def _schema_messages(e: ValidationError, data: dict[str, Any], source_for: Callable[[str], str]) -> list[str]:
+    by_path: dict[str, list[str]] = {}
+    for err in e.errors():
+        path = _key_path(err["loc"], data) or ".".join(map(str, err["loc"]))
+        msg = _describe(err)
+        if msg not in by_path.setdefault(path, []):
+            by_path[path].append(msg)
+    return [f"{source_for(path)}: {path} {_either(msgs)}" for path, msgs in by_path.items()]
+
+
+def _either(msgs: list[str]) -> str:
+    """One message for a union's alternatives: `must be a string or a list, got 3`."""
+    if len(msgs) == 1:
+        return msgs[0]
+    tails = {m[m.rindex(", got ") :] if ", got " in m else "" for m in msgs}
+    if len(tails) != 1 or not all(m.startswith("must be ") for m in msgs):
+        return " or ".join(msgs)
+    (tail,) = tails
+    heads = [m[len("must be ") : len(m) - len(tail)] for m in msgs]
+    return f"must be {' or '.join(heads)}{tail}"
+
+
+@functools.cache
+def grpo_config_fields() -> frozenset[str]:
+    """The field names of TRL's `GRPOConfig` (imports TRL the first time)."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    return frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+
+
+def _cross_field_errors(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """(key path, message) for each rule across fields, and each `grpo` key TRL does not have."""
+    from shala_lib.data.specs import MODALITIES
+    from shala_lib.generation.constrained import GRAMMARS
+    from shala_lib.scoring.methods import trained_methods
+
+    out: list[tuple[str, str]] = []
+    grpo = cfg.grpo
+    unknown = sorted(k for k in grpo if k not in grpo_config_fields())
+    for key in unknown:
+        import difflib
+
+        close = difflib.get_close_matches(key, sorted(grpo_config_fields()), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        out.append((f"grpo.{key}", f"grpo.{key} is not a field of TRL's GRPOConfig{hint}"))
+    for key, why in WORKBENCH_OWNED_GRPO.items():
+        if grpo.get(key) is not None:
+            out.append((f"grpo.{key}", f"grpo.{key}: {why}"))
+    if cfg.method not in trained_methods():
+        out.append(("method", f"method must be one of {trained_methods()}, got {cfg.method!r}"))
+    if cfg.modality is not None and cfg.modality not in MODALITIES:
+        out.append(("modality", f"modality must be one of {MODALITIES} (or null: the dataset's), got {cfg.modality!r}"))
+    if cfg.modality not in (None, "text") and grpo.get("use_vllm"):
+        out.append(("grpo.use_vllm", "grpo.use_vllm: TRL's vLLM rollouts have no audio input; set it false for speech"))
+    if grpo.get("max_steps") == 0:
+        out.append(("grpo.max_steps", "grpo.max_steps must be >= 1 (or -1: run num_train_epochs), got 0"))
+    if cfg.sum_tolerance is not None and not 0 <= cfg.sum_tolerance < 1:
+        out.append(("sum_tolerance", f"sum_tolerance must be in [0, 1) (or null: off), got {cfg.sum_tolerance}"))
+    if cfg.grammar not in GRAMMARS:
+        out.append(("grammar", f"grammar must be one of {GRAMMARS}, got {cfg.grammar!r}"))
+    if cfg.train_top_layers is not None and cfg.lora:
+        out.append(("train_top_layers", "train_top_layers must be null with lora: true (they cannot be combined)"))
+    if cfg.structured_rollouts and grpo.get("use_vllm"):
+        out.append(
+            (
+                "structured_rollouts",
+                "structured_rollouts uses a transformers logits processor; set grpo.use_vllm false",
             )
+        )
+    gen = grpo.get("generation_kwargs") or {}
+    if gen.get("do_sample") is False:
+        out.append(
+            (
+                "grpo.generation_kwargs.do_sample",
+                "grpo.generation_kwargs.do_sample: greedy rollouts give identical completions and zero "
+                "advantage; greedy decoding is for evaluation only",
+            )
+        )
+    return out

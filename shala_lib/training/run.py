@@ -1,6 +1,6 @@
 """One GRPO run of SHALA, SHALA w/o Ambi-En or MLS on TRL's `GRPOTrainer`; the command is `shala_lib.train`.
 
-    python -m shala_lib.train CONFIG.yaml [--resume] [--set grpo.max_steps=10 ...]
+    python -m shala_lib.train CONFIG.yaml [--resume | --overwrite] [--set grpo.max_steps=10 ...]
     accelerate launch --config_file configs/accelerate_zero3.yaml --num_processes 2 \
         -m shala_lib.train CONFIG.yaml          # multi-GPU, DeepSpeed ZeRO-3
 
@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from shala_lib.data.prompts import prefill_text
-from shala_lib.data.specs import get_spec
-from shala_lib.generation.models import load_tokenizer, resolve_model
+from shala_lib.generation.models import load_tokenizer
 from shala_lib.scoring.rewards import make_reward_func
 from shala_lib.training.callbacks import CompletionLog, NonFiniteTrainingError, make_callbacks
 from shala_lib.training.config import ExperimentConfig
@@ -30,49 +29,61 @@ from shala_lib.training.inputs import (
     build_dataset,
     freeze_below_top_layers,
     json_processor,
-    load_table,
     model_setup,
 )
-from shala_lib.training.run_dir import checkpoint_step, clear_previous_run, last_checkpoint, write_effective_config
+from shala_lib.training.preflight import check_inputs
+from shala_lib.training.run_dir import (
+    checkpoint_step,
+    last_checkpoint,
+    plan_run_dir,
+    prepare_run_dir,
+    write_effective_config,
+)
 from shala_lib.training.validation import evaluate_checkpoint
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Run GRPO for one experiment; returns paths and the post-training test metrics.
 
-    Runs as one process or as several (`torchrun` / `accelerate launch`): the main process cleans
-    the run folder before any process writes into it, every process logs the completions it scored
-    to its own part, and after training the main process merges them and, with every distributed
-    engine released, evaluates the final model on the test split.
+    Nothing is moved, created or deleted before every input is checked (`check_inputs`: dataset,
+    subset, data files, splits, model; then the tokenizer and TRL's arguments). A folder holding an
+    earlier run is never replaced: the run refuses to start there (RunExistsError) unless `resume`
+    (continue from its last checkpoint; an error when it has none) or `overwrite` (the earlier run is
+    moved aside, whole, to `<name>.previous-N/`).
+
+    Runs as one process or as several (`torchrun` / `accelerate launch`): every process checks the
+    inputs and the run folder, then the main process alone moves the earlier run aside and creates the
+    folder while the others wait; every process logs the completions it scored to its own part, and after
+    training the main process merges them and, with every distributed engine released, evaluates the
+    final model on the test split.
     """
     import torch
     from accelerate import PartialState
 
     from shala_lib.training.rollouts import StructuredGRPOTrainer
 
-    spec = get_spec(cfg.dataset)
-    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    args = grpo_config(cfg, on_cpu)  # starts the process group when launched with several processes
-    state = PartialState()
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = last_checkpoint(cfg.run_dir) if resume else None
-    if resume and ckpt is None:
-        log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.run_dir)
-    if ckpt is None and state.is_main_process:
-        clear_previous_run(cfg.run_dir)
-    state.wait_for_everyone()  # the folder is clean before any process writes into it
-    resume_step = checkpoint_step(ckpt) if ckpt else None
-    if state.is_main_process:
-        cfg.to_yaml(cfg.run_dir / "experiment.yaml")
-    model_path = resolve_model(cfg.model)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: resume continues the run, overwrite sets it aside")
+    inputs = check_inputs(cfg, training=True)  # read-only: a typo fails here, the earlier run untouched
+    spec, table, model_path = inputs.spec, inputs.table, inputs.model_path
     tok = load_tokenizer(model_path)
     setup = model_setup(cfg, spec, model_path, tok)
-    table = load_table(cfg)
     train_ds = build_dataset(
         table, spec, "train", cfg, setup.renderer, cfg.max_train_items, setup.modality, setup.system
     )
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    args = grpo_config(cfg, on_cpu)  # starts the process group when launched with several processes
+    state = PartialState()
+    plan = plan_run_dir(cfg.run_dir, "resume" if resume else "overwrite" if overwrite else "refuse")
+    state.wait_for_everyone()  # every process has looked at the folder before the main one changes it
+    if state.is_main_process:
+        prepare_run_dir(plan)
+        cfg.to_yaml(cfg.run_dir / "experiment.yaml")
+    state.wait_for_everyone()  # the folder is ready before any process writes into it
+    ckpt = plan.checkpoint
+    resume_step = checkpoint_step(ckpt) if ckpt else None
     completions = CompletionLog(cfg.run_dir, cfg.method, state.process_index, state.num_processes, resume_step)
     reward = make_reward_func(
         cfg.method,
