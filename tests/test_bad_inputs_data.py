@@ -498,3 +498,51 @@ def test_data_modules_import_without_a_cycle():
 
     for n in sorted(graph):
         visit(n, [])
+
+
+# --- ChaosNLI's own reader: the release's two count fields must agree ------------------------------------
+_CHAOS_OK = {
+    "uid": "u1",
+    "label_counter": {"n": 70, "e": 30},
+    "label_count": [30, 70, 0],
+    "example": {"premise": "A man sleeps.", "hypothesis": "A person rests."},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"label_counter": {"n": 70, "entailmnet": 30}}, "label_counter", "keys must be among"),
+        ({"label_counter": {"n": 60, "e": 40}}, "label_counter", "disagrees with label_count"),
+        ({"label_count": [30.5, 69.5, 0], "label_counter": None}, "label_count", "whole numbers"),
+        ({"uid": None}, "uid", "non-empty string"),
+        ({"uid": 17}, "uid", "non-empty string"),
+        ({"example": {"premise": "", "hypothesis": "x"}}, "example.premise", "non-empty text"),
+        ({"example": {"premise": None, "hypothesis": "x"}}, "example.premise", "non-empty text"),
+    ],
+)
+def test_chaosnli_record_checked(tmp_path, change, field, message):
+    import json
+
+    from shala_lib.data.loaders.chaosnli import read_part
+
+    rec = {**_CHAOS_OK, **change}
+    path = tmp_path / "chaosNLI_snli.jsonl"
+    path.write_text(json.dumps(_CHAOS_OK | {"uid": "u0"}) + "\n" + json.dumps(rec) + "\n")
+    with pytest.raises(DataFormatError) as e:
+        read_part(path, "snli")
+    assert str(path) in str(e.value) and "line 2" in str(e.value) and field in str(e.value) and message in str(e.value)
+
+
+def test_chaosnli_duplicate_uid_names_both_lines(tmp_path):
+    import json
+
+    from shala_lib.data.loaders.chaosnli import read_part
+
+    path = tmp_path / "chaosNLI_snli.jsonl"
+    path.write_text((json.dumps(_CHAOS_OK) + "\n") * 2)
+    with pytest.raises(DataFormatError, match=r"item id 'u1' already on line 1"):
+        read_part(path, "snli")
+    path.write_text(json.dumps(_CHAOS_OK) + "\n")
+    df = read_part(path, "snli")
+    assert df["id"].tolist() == ["u1"] and df["counts"].iloc[0] == [30.0, 70.0, 0.0]
