@@ -270,6 +270,7 @@ def test_predict_records_statuses_and_resumes(tiny, chaos, tmp_path):
         "invalid_values",
         "zero_sum",
         "duplicate_keys",
+        "unknown_keys",
         "empty",
     }
     assert ((full["pred"].isna()) == ~full["status"].isin(["ok", "renormalized"])).all()
