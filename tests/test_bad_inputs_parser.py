@@ -96,3 +96,22 @@ def test_unknown_keys_score_like_any_unparsable_answer():
     assert logged["parse_fail_rate"] == pytest.approx(2 / 3)
     entropy = -sum(p * math.log(p) for p in (0.2, 0.5, 0.3)) / math.log(3)  # a perfect answer: H~ x 1
     assert out == pytest.approx([0.0, 0.0, entropy])
+
+
+@pytest.mark.parametrize(
+    ("text", "classes", "expected"),
+    [
+        ('{"not_sarcastic": 0.5, "sarcastic": 0.5}', ["not_sarcastic", "sarcastic"], [0.5, 0.5]),
+        ('{"non-toxic": 0.2, "toxic": 0.8}', ["non-toxic", "toxic"], [0.2, 0.8]),
+        ('{"very  bad": 0.2, "good": 0.8}', ["very  bad", "good"], [0.2, 0.8]),
+        ('{"not sarcastic": 0.1, "Sarcastic": 0.9}', ["not_sarcastic", "sarcastic"], [0.1, 0.9]),
+        ('{"cafe\u0301": 0.7, "tea": 0.3}', ["caf\u00e9", "tea"], [0.7, 0.3]),  # NFD key, NFC class
+        ("not_sarcastic: 0.3, sarcastic: 0.7", ["not_sarcastic", "sarcastic"], [0.3, 0.7]),  # regex fallback
+        ('{"entailment": "50%", "neutral": 30, "contradiction": 20}', CHAOSNLI.classes, [0.5, 0.3, 0.2]),
+    ],
+)
+def test_class_spellings_and_mixed_percentages(text, classes, expected):
+    """Class names with `_`, `-`, double spaces or another Unicode form are read as the definition
+    compares them (`label_key`); a `%` beside bare numbers summing to 100 makes them all percentages."""
+    res = parse_distribution(text, classes)
+    assert res.status == "ok" and np.allclose(res.dist, expected, atol=1e-12), res

@@ -36,6 +36,7 @@ from typing import Any
 import json_repair
 import numpy as np
 
+from shala_lib.data.dataset_types import label_key
 from shala_lib.data.specs import DatasetSpec
 
 USABLE: frozenset[str] = frozenset({"ok", "renormalized"})
@@ -73,21 +74,24 @@ class ParseResult:
 
 
 def _key_map(classes: Sequence[str] | DatasetSpec) -> tuple[tuple[str, ...], dict[str, int]]:
+    """(class names, {spelling: class index}); spellings compared as `label_key` compares them everywhere
+    (NFC, case-folded, runs of whitespace, `_` and `-` as one space), so `"not_sarcastic"` finds the class
+    `not_sarcastic` and a decomposed `"cafe\u0301"` the class `café`."""
     if isinstance(classes, DatasetSpec):
         names = classes.classes
-        mapping = {c.lower(): i for i, c in enumerate(names)}
+        mapping = {label_key(c): i for i, c in enumerate(names)}
         for i, k in enumerate(classes.keys):
-            mapping[k.lower()] = i
+            mapping[label_key(k)] = i
         for cls, alts in classes.aliases.items():
             for a in alts:
-                mapping.setdefault(a.lower(), names.index(cls))
+                mapping.setdefault(label_key(a), names.index(cls))
         return tuple(names), mapping
     names = tuple(str(c) for c in classes)
-    return names, {c.lower(): i for i, c in enumerate(names)}
+    return names, {label_key(c): i for i, c in enumerate(names)}
 
 
 def _normalize_key(key: Any) -> str:
-    return re.sub(r"[\s_\-]+", " ", str(key)).strip().strip("\"'").strip().lower()
+    return label_key(str(key).strip().strip("\"'"))
 
 
 def _object_spans(text: str) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
@@ -180,8 +184,10 @@ def _finish(
         values[idx] = nums[0]
     if unknown_mass:
         return ParseResult(None, "unknown_keys", n_missing=n - len(found), unknown_keys=tuple(unknown), method=method)
-    if any_pct:
-        pct_idx = {i for i, es in found.items() if es[0][1]}
+    pct_idx = {i for i, es in found.items() if es[0][1]}
+    if any_pct and len(pct_idx) < len(found) and abs(values.sum() - 100.0) <= 1.0:
+        values = values / 100.0  # `"50%"` beside bare 30 and 20: all of them percentages (they sum to 100)
+    elif any_pct:
         scale = np.array([0.01 if i in pct_idx else 1.0 for i in range(n)])
         values = values * scale
     elif values.max() > 1.0 and 99.0 <= values.sum() <= 101.0:
@@ -230,8 +236,9 @@ def _regex_fallback(text: str, names: tuple[str, ...], keys: dict[str, int]) -> 
     for key, idx in sorted(keys.items(), key=lambda kv: -len(kv[0])):
         if len(key) < 3:
             continue  # one-letter aliases are too ambiguous in free text
+        spelled = r"[\s_\-]+".join(re.escape(part) for part in key.split(" "))  # as `label_key` reads it
         pattern = re.compile(
-            r"[\"']?\b" + re.escape(key) + r"\b[\"']?\s*[:=]\s*[\"']?(" + _NUMBER + r")\s*(%?)", re.IGNORECASE
+            r"[\"']?\b" + spelled + r"\b[\"']?\s*[:=]\s*[\"']?(" + _NUMBER + r")\s*(%?)", re.IGNORECASE
         )
         matches = list(pattern.finditer(text))
         if matches and idx not in found:
