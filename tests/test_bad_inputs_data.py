@@ -169,6 +169,41 @@ DEFINITION_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] =
     ("target_attribute", _set("prompt.target", "{text.upper}"), "prompt.target", "not text fields"),
     ("target_positional", _set("prompt.target", "{0}"), "prompt.target", "not text fields"),
     ("target_no_field", _set("prompt.target", "Read it."), "prompt.target", "uses no text field"),
+    ("target_conversion", _set("prompt.target", "Text: {text!r}"), "prompt.target", r"\{text!r\}: a field is inserted"),
+    ("target_format_spec", _set("prompt.target", "Text: {text:.5}"), "prompt.target", r"\{text:.5\}.*cut the text"),
+    (
+        "bins_for_active_labels",
+        _set("ambiguity", {"scheme": "active_labels", "bins": [0.2, 0.4]}),
+        "ambiguity.bins",
+        "apply to scheme: entropy",
+    ),
+    (
+        "long_with_counts",
+        _set(
+            "data",
+            {
+                "path": "d.csv",
+                "id": "item",
+                "label": "label",
+                "format": "long",
+                "counts": {c: f"n_{c}" for c in CLASSES},
+            },
+        ),
+        "data.counts",
+        "wide format",
+    ),
+    (
+        "typo_of_a_required_key",
+        _all(_set("classes", None), _set("clases", list(CLASSES))),
+        "classes",
+        r"required key is missing; unknown key\(s\) \['clases'\] here: a typo of it\?",
+    ),
+    (
+        "typo_of_a_required_nested_key",
+        _all(_set("prompt.task", None), _set("prompt.taks", "Which?")),
+        "prompt.task",
+        r"\['prompt.taks'\] here",
+    ),
     ("sha256_shape", _set("download", [{"url": "u", "name": "n", "sha256": "abc"}]), "download[0].sha256", "pattern"),
     (
         "subset_display_unknown",
@@ -289,6 +324,18 @@ DATA_CASES: list[tuple[str, Callable[[Path], Path], dict[str, Any], int | None, 
     ),
     ("bool_id", lambda d: _jsonl(d, [{**_long("b"), "item": True}]), LONG, 1, "item", "got True"),
     ("empty_id", lambda d: _csv(d, [_long("a"), _long(" ")]), LONG, 3, "item", "empty id"),
+    ("empty_rater", lambda d: _csv(d, [_long("a"), _long("a", rater="")]), LONG, 3, "rater", "empty rater"),
+    (
+        "latin1_jsonl",
+        lambda d: (
+            (d / "d.jsonl").write_bytes(b'{"item": "a", "text": "caf\xe9", "rater": "r", "label": "joy"}\n')
+            and d / "d.jsonl"
+        ),
+        LONG,
+        1,
+        None,
+        r"not UTF-8 text \(byte 0xe9 at column 27\)",
+    ),
     (
         "short_row",
         lambda d: (d / "d.csv").write_text("item,text,rater,label\na,t,r1,joy\nb,t\n") and d / "d.csv",

@@ -136,8 +136,16 @@ def read_jsonl(path: str | Path, strict: bool = True, unique_keys: bool = False)
 
     hook = pairs if unique_keys else None
     out: list[tuple[int, object]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataFormatError(
+                    path,
+                    f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); save the file as UTF-8",
+                    line=lineno,
+                ) from None
             if not line.strip():
                 continue
             try:

@@ -248,7 +248,13 @@ def _schema_error(e: ValidationError, src: Path) -> DefinitionError:
         known = f"; known here: {sorted(model.model_fields)}" if model is not None else ""
         return DefinitionError(src, key, f"unknown key (a typo?){known}")
     if err["type"] == "missing":
-        return DefinitionError(src, key, "required key is missing")
+        typos = [
+            _dotted(tuple(x["loc"]))
+            for x in e.errors(include_url=False)
+            if x["type"] == "extra_forbidden" and tuple(x["loc"])[:-1] == loc[:-1]
+        ]
+        hint = f"; unknown key(s) {typos} here: a typo of it?" if typos else ""
+        return DefinitionError(src, key, f"required key is missing{hint}")
     got = err.get("input")
     return DefinitionError(src, key, f"{err['msg']} (got {repr(got)[:80]})")
 
@@ -371,9 +377,20 @@ def _check_fields(m: DefinitionModel, src: Path) -> None:
 def _check_prompt(m: DefinitionModel, src: Path) -> None:
     target = m.prompt.target
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(target) if f is not None]
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(target) if f is not None]
     except ValueError as e:
         raise DefinitionError(src, "prompt.target", f"not a format string over the text fields: {e}") from None
+    names = [f for f, _, _ in parsed]
+    styled = [
+        f"{{{f}{'!' + conv if conv else ''}{':' + spec if spec else ''}}}" for f, spec, conv in parsed if spec or conv
+    ]
+    if styled:
+        raise DefinitionError(
+            src,
+            "prompt.target",
+            f"{styled[0]}: a field is inserted as written ({{field}}); a conversion or format spec would change or "
+            "cut the text the raters read",
+        )
     bad = [f for f in names if f not in m.text_fields]
     if bad:
         raise DefinitionError(
@@ -392,6 +409,10 @@ def _check(m: DefinitionModel, src: Path) -> None:
     _check_labels(m, src)
     _check_fields(m, src)
     _check_prompt(m, src)
+    if m.ambiguity.scheme == "active_labels" and "bins" in m.ambiguity.model_fields_set:
+        raise DefinitionError(
+            src, "ambiguity.bins", "entropy edges apply to scheme: entropy; active_labels levels are 1, 2, 3, 4+ labels"
+        )
     lo, hi = m.ambiguity.bins
     if not 0 < lo < hi < 1:
         raise DefinitionError(
@@ -419,6 +440,10 @@ def _check(m: DefinitionModel, src: Path) -> None:
             raise DefinitionError(src, "data.audio", f"modality {m.modality!r} needs a column of clip paths")
         if m.data.multi_label == "split" and m.data.rater is None:
             raise DefinitionError(src, "data.multi_label", "split divides a rater's vote: it needs data.rater")
+        if m.data.counts is not None and m.data.format == "long":
+            raise DefinitionError(
+                src, "data.counts", "count columns are the wide format: drop format: long (or counts)"
+            )
         if m.data.fractional_counts and m.data.format == "long":
             raise DefinitionError(src, "data.fractional_counts", "applies to wide files (count columns), not long ones")
 

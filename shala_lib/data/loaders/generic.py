@@ -119,6 +119,8 @@ def _texts(df: pd.DataFrame, col: str, lines: list[int], path: Path, what: str, 
                 raise DataFormatError(path, f"missing {what}", line=lines[i], field=col)
             out.append("")
         elif isinstance(v, str):
+            if required and not v.strip():
+                raise DataFormatError(path, f"empty {what}", line=lines[i], field=col)
             out.append(v.strip())
         elif isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_):
             out.append(str(int(v)))
