@@ -423,3 +423,28 @@ def test_input_checks_name_the_split_without_items(tmp_path, tiny, shared_data):
     assert check_inputs(snli).table["subset"].unique().tolist() == ["snli"]
     with pytest.raises(InputError, match=r"^config: model: no such model folder '/no/such/model'$"):
         check_inputs(ExperimentConfig.from_dict({"model": "/no/such/model"}))
+
+
+def test_empty_config_file_is_refused(tmp_path):
+    from shala_lib.training.config import ConfigError, ExperimentConfig
+
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: the config is empty"):
+        ExperimentConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("grpo.generation_kwargs={do_sampel: false}", r"generation_kwargs.do_sampel: not a field .*'do_sample'"),
+        ("grpo.generation_kwargs={do_sample: 'false'}", r"generation_kwargs.do_sample must be true or false"),
+    ],
+)
+def test_generation_kwargs_are_checked(override, message):
+    from shala_lib.training.config import ConfigError, ExperimentConfig
+
+    cfg = ExperimentConfig.from_yaml("configs/chaosnli_smollm2.yaml")
+    with pytest.raises(ConfigError, match=rf"^--set: .*{message}"):
+        cfg.with_overrides([override])
+    assert cfg.with_overrides(["grpo.generation_kwargs={top_k: 5}"]).grpo["generation_kwargs"] == {"top_k": 5}

@@ -562,6 +562,7 @@ _CHAOS_OK = {
         ({"label_counter": {"n": 70, "entailmnet": 30}}, "label_counter", "keys must be among"),
         ({"label_counter": {"n": 60, "e": 40}}, "label_counter", "disagrees with label_count"),
         ({"label_count": [30.5, 69.5, 0], "label_counter": None}, "label_count", "whole numbers"),
+        ({"label_count": [10**30, 0, 0], "label_counter": None}, "label_count", "beyond 2**53"),
         ({"uid": None}, "uid", "non-empty string"),
         ({"uid": 17}, "uid", "non-empty string"),
         ({"example": {"premise": "", "hypothesis": "x"}}, "example.premise", "non-empty text"),

@@ -274,3 +274,17 @@ def test_allow_cpu_labels_every_output_as_a_cpu_run(tmp_path, monkeypatch):
     assert {j.label for j in jobs if "PROFILE" in j.params} == labelled and len(labelled) == 12  # 03-06 x 3
     assert not any(j.params.get("PROFILE") == "paper" for j in jobs)
     assert runner.needs_gpu_refusal(runner.load_profile("smoke"), "smoke", False, 0) is None
+
+
+@pytest.mark.parametrize("name", ["../papermill_params/smoke", "/abs/smoke", "a/b", ".."])
+def test_profile_is_a_name_not_a_path(out, capsys, name):
+    msg = _refused(["--profile", name, *_dirs_args(out)], out, capsys)
+    assert msg.startswith(f"--profile: {name!r} is not a profile name")
+
+
+def test_empty_profile_is_refused(out, tmp_path, capsys):
+    params = _profile(tmp_path, "# empty\n")
+    msg = _refused(["--params-dir", str(params), "--profile", "p", *_dirs_args(out)], out, capsys)
+    assert (
+        msg == f"{params / 'p.yaml'}: the profile is empty; copy papermill_params/smoke.yaml and change what you need"
+    )

@@ -8,6 +8,7 @@ the file and the key path: `papermill_params/x.yaml: 02_zero_shot_baselines.LIMT
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,19 @@ def read_profile(
 ) -> dict[str, Any]:
     """`<params_dir>/<profile>.yaml`, read strictly and validated; an unknown profile is a
     FileNotFoundError naming the known ones."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", profile) or ".." in profile:
+        raise FileNotFoundError(
+            f"--profile: {profile!r} is not a profile name (a file {params_dir}/<name>.yaml; give --params-dir for "
+            f"another folder); known profiles: {known_profiles(params_dir)}"
+        )
     path = params_dir / f"{profile}.yaml"
+    if path.exists() and not path.is_file():
+        raise FileNotFoundError(f"profile {profile!r}: {path} is not a file")
     if not path.is_file():
         raise FileNotFoundError(
             f"no profile {profile!r} ({path} missing); known profiles: {known_profiles(params_dir)}"
         )
-    return validate_profile(read_yaml(path), path, declared)
+    data = read_yaml(path)
+    if data is None:
+        raise ProfileError(path, "", "the profile is empty; copy papermill_params/smoke.yaml and change what you need")
+    return validate_profile(data, path, declared)

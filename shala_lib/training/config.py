@@ -65,6 +65,14 @@ WORKBENCH_OWNED_GRPO = {
 }
 
 
+@functools.cache
+def _generation_config_keys() -> frozenset[str]:
+    """The keys `generate` takes as generation settings (transformers' `GenerationConfig` fields)."""
+    from transformers import GenerationConfig
+
+    return frozenset(GenerationConfig().to_dict()) | {"suppress_tokens", "begin_suppress_tokens", "logits_processor"}
+
+
 class ConfigError(ValueError):
     """An experiment config that does not validate; the message names the source and every key path."""
 
@@ -224,7 +232,7 @@ class ExperimentConfig:
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
         data = read_yaml(path)
         if data is None:
-            data = {}
+            raise ConfigError(f"{path}: the config is empty; copy one of configs/*.yaml and change what you need")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of config keys at the top level, got {type(data).__name__}")
         cfg = cls.from_dict(data, source=str(path))
@@ -460,7 +468,25 @@ def _cross_field_errors(cfg: ExperimentConfig) -> list[tuple[str, str]]:
                 "structured_rollouts uses a transformers logits processor; set grpo.use_vllm false",
             )
         )
+    import difflib
+
     gen = grpo.get("generation_kwargs") or {}
+    known_gen = _generation_config_keys()
+    for k in sorted(gen):
+        if k not in known_gen:
+            close = difflib.get_close_matches(k, known_gen, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append(
+                (
+                    f"grpo.generation_kwargs.{k}",
+                    f"grpo.generation_kwargs.{k}: not a field of transformers' GenerationConfig{hint}",
+                )
+            )
+    for k in ("do_sample", "use_cache"):
+        if k in gen and not isinstance(gen[k], bool):
+            out.append(
+                (f"grpo.generation_kwargs.{k}", f"grpo.generation_kwargs.{k} must be true or false, got {gen[k]!r}")
+            )
     if gen.get("do_sample") is False:
         out.append(
             (

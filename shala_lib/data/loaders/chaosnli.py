@@ -38,6 +38,8 @@ def read_part(path: Path, subset: str) -> pd.DataFrame:
             raise DataFormatError(path, f"non-numeric count in {lc!r}", lineno, "label_count") from None
         if any(x < 0 or not np.isfinite(x) for x in row):
             raise DataFormatError(path, f"negative or non-finite count in {lc!r}", lineno, "label_count")
+        if any(x > 2**53 for x in row):
+            raise DataFormatError(path, f"a count beyond 2**53 raters in {lc!r}", lineno, "label_count")
         if any(x != int(x) for x in row) or any(isinstance(x, bool) for x in lc):
             raise DataFormatError(path, f"counts of raters must be whole numbers, got {lc!r}", lineno, "label_count")
         if sum(row) == 0:
