@@ -365,7 +365,7 @@ def test_train_each_method_checkpoints_and_evaluates(tiny, tmp_path, method):
     assert eff["grpo_effective"]["scale_rewards"] == "group" and eff["grpo_effective"]["num_generations"] == 4
     assert eff["grpo_effective"]["loss_type"] == "grpo" and eff["grpo_effective"]["use_vllm"] is False
     assert eff["grpo_effective"]["generation_batch_size"] == 8  # 2 prompts x 4 rollouts per step
-    assert eff["versions"]["trl"] == "1.16.0" and "loss_type" in eff["notes"]
+    assert eff["versions"]["trl"] == "1.16.0" and "loss_type" in eff["notes"] and len(eff["git"]["commit"]) == 40
     assert eff["notes"]["prompts_per_optimizer_step"] == 2 and eff["notes"]["completions_per_optimizer_step"] == 8
     metrics = pd.read_csv(run / "metrics.csv")
     assert f"rewards/{method}_reward/mean" in metrics.columns and metrics["step"].max() == 4

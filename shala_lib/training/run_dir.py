@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from shala_lib.environment import git_commit, package_versions
 from shala_lib.files import write_text_atomic
 from shala_lib.training.config import ExperimentConfig
 from shala_lib.training.distributed import world_size
@@ -159,18 +160,6 @@ def prepare_run_dir(plan: RunPlan) -> Path | None:
     return moved
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("trl", "transformers", "torch", "accelerate", "datasets", "deepspeed", "peft"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
 def write_effective_config(cfg: ExperimentConfig, args: Any, setup: ModelSetup | None = None) -> Path:
     eff = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool | list | dict | None)}
     doc = {
@@ -186,7 +175,8 @@ def write_effective_config(cfg: ExperimentConfig, args: Any, setup: ModelSetup |
         },
         "grpo_effective": eff,
         "world_size": world_size(),
-        "versions": _versions(),
+        "versions": package_versions(),
+        "git": git_commit(),  # the checkout's commit and whether it had local changes
         "notes": {
             "loss_type": args.loss_type,
             "scale_rewards": args.scale_rewards,
