@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     out = Path(args.out)
-    cfg = ExperimentConfig.from_yaml(args.config).with_overrides([*args.set, f"output_dir={out}", "device=cpu"])
+    cfg = ExperimentConfig.from_yaml(args.config).with_overrides(
+        [*args.set, f"output_dir={out}", *([] if any(x.startswith("device=") for x in args.set) else ["device=cpu"])]
+    )
     spec = get_spec(cfg.dataset)
     table = load(cfg.dataset, seed=cfg.seed)
     test = table[table["split"] == cfg.eval_split]

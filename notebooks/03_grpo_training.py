@@ -22,6 +22,12 @@
 # Without a GPU the CPU smoke configuration runs instead (a few steps: a pipeline check, not a result; only
 # the top 8 decoder layers train there, which halves a CPU step: the backward pass stops at them).
 #
+# **On GPUs the method is the config's**: full fine-tuning stays full fine-tuning. Before training, DeepSpeed's
+# ZeRO-3 memory estimate for the model is printed (`shala_lib.training.memory`) and picks the recipe: plain
+# ZeRO-3 on several GPUs (the paper's 2 H200), ZeRO-3 with the optimizer state in CPU memory on one GPU (the
+# same mathematics, slower: ~200 GB of RAM for Qwen2.5-Omni-7B), or a stop with the numbers when GPU or CPU
+# memory cannot hold it. LoRA runs only when asked: `ONE_GPU_RECIPE = "lora"` (at `LORA_LEARNING_RATE`).
+#
 # **A run is never deleted.** Every method's config and run folder are checked before any method trains.
 # `IF_EXISTS` says what happens when a method's run folder already holds an earlier run:
 # `"refuse"` (the default) stops with the folder named and nothing touched; `"resume"` continues each
@@ -39,7 +45,9 @@ GPUS = None  # None: all visible GPUs
 OUTPUT_DIR = "runs/train"
 IF_EXISTS = "refuse"  # an earlier run in a method's folder: "refuse" | "resume" | "overwrite" (moved to .previous-N)
 OVERRIDES = []  # extra overrides for every method, written as in CPU_OVERRIDES below
-ONE_GPU_OVERRIDES = []  # applied on exactly one GPU (the paper profile turns LoRA on there)
+ONE_GPU_OVERRIDES = []  # extra overrides applied on exactly one GPU
+ONE_GPU_RECIPE = "full"  # one GPU: full (full fine-tuning, ZeRO-3 CPU offload when needed, else a stop) or lora
+LORA_LEARNING_RATE = 1e-5  # the LoRA rate, used only with ONE_GPU_RECIPE lora (10x the paper full-FT rate 1e-6)
 CPU_OVERRIDES = [
     "device=cpu",
     "max_train_items=16",
@@ -68,35 +76,41 @@ from shala_lib.paths import method_run_dir
 from shala_lib.pipeline.artifacts import write_table
 from shala_lib.scoring.methods import trained_methods
 from shala_lib.training.config import ExperimentConfig
-from shala_lib.training.dispatch import effective_if_exists, gpu_count, run_streaming, training_command
+from shala_lib.training.dispatch import effective_if_exists, gpu_count, plan_training, run_streaming
 from shala_lib.training.run_dir import RunExistsError, plan_run_dir
 from shala_lib.viz.plots import plot_training_curves, save_figure
 
 METHODS = list(trained_methods()) if METHODS is None else list(METHODS)
 
 gpus = gpu_count() if GPUS is None else GPUS
-extra = list(OVERRIDES)
-if gpus == 0:
-    display(Markdown("**No GPU here**: running the CPU smoke configuration (" + ", ".join(CPU_OVERRIDES) + ")."))
-    extra += CPU_OVERRIDES
-elif gpus == 1 and ONE_GPU_OVERRIDES:
-    display(Markdown("**One GPU**: applying " + ", ".join(ONE_GPU_OVERRIDES) + " (see the config's comments)."))
-    extra += ONE_GPU_OVERRIDES
+extra = list(OVERRIDES) + (list(ONE_GPU_OVERRIDES) if gpus == 1 else [])
 if PROCESSED_DIR is not None:  # train and evaluate on notebook 01's prepared table
     extra.append(f"processed_dir={PROCESSED_DIR}")
 base = ExperimentConfig.from_yaml(CONFIG).with_overrides(list(OVERRIDES))  # names and dataset as trained
 jobs = {}
-for method in METHODS:  # every method checked (config, run folder) before any of them trains
+for method in METHODS:  # every method checked (config, memory, run folder) before any of them trains
     run_dir = method_run_dir(OUTPUT_DIR, base.name, method, PROFILE)  # where notebooks 04-06 look
     overrides = [*extra, f"method={method}", f"name={run_dir.name}", f"output_dir={OUTPUT_DIR}"]  # per-method last
-    ExperimentConfig.from_yaml(CONFIG).with_overrides(overrides)
+    training = plan_training(
+        CONFIG,
+        overrides,
+        gpus=gpus,
+        one_gpu_recipe=ONE_GPU_RECIPE,
+        lora_learning_rate=LORA_LEARNING_RATE,
+        cpu_overrides=CPU_OVERRIDES,
+        if_exists=IF_EXISTS,
+        run_dir=run_dir,
+    )  # MemoryRefusal (with the numbers and the choices) when full fine-tuning cannot fit here
+    if not jobs:
+        display(Markdown(f"**{training.recipe}** ({gpus} GPU(s))"))
+        print(training.message)
     try:
         plan_run_dir(run_dir, effective_if_exists(IF_EXISTS, run_dir))  # read-only
     except RunExistsError as e:
         raise RunExistsError(
             f"{e}\nHere: set IF_EXISTS to 'resume' or 'overwrite' (papermill -p IF_EXISTS ...)"
         ) from None
-    jobs[method] = (run_dir, training_command(CONFIG, overrides, gpus=gpus, if_exists=IF_EXISTS, run_dir=run_dir))
+    jobs[method] = (run_dir, training.command)
 runs = {}
 for method, (run_dir, cmd) in jobs.items():
     print(" ".join(cmd))

@@ -93,7 +93,9 @@ def test_paper_profile_runs_every_dataset_and_all_four_methods():
         if job.notebook == "03_grpo_training":
             base = ExperimentConfig.from_yaml(ROOT / p["CONFIG"]).with_overrides(p["OVERRIDES"])
             assert (base.dataset, base.name, base.model) == (d, f"{d}_shala_paper", "Qwen/Qwen2.5-Omni-7B")
-            assert base.modality is None and p["ONE_GPU_OVERRIDES"] == ["lora=true"]
+            assert (
+                base.modality is None and "ONE_GPU_OVERRIDES" not in p and p["ONE_GPU_RECIPE"] == "full"
+            )  # never LoRA silently
             assert (base.grpo["learning_rate"], base.grpo["num_generations"], base.grpo["beta"]) == (1e-6, 4, 0.0)
             # the paper's three methods: the registry's (notebooks take every method that trains)
             assert "METHODS" not in p and trained_methods() == ("mls", "shala_no_ambi", "shala")
