@@ -22,8 +22,10 @@ KILLER = Path(__file__).with_name("mp_train_killed.py")
 STEPS, SAVE = 4, 2
 
 
-def _torchrun(entry: list[str], run_name: str, tiny: str, out: Path, *extra: str, env: dict | None = None):
-    overrides = [
+def text_overrides(tiny: str, out: Path, run_name: str) -> list[str]:
+    """`--set` overrides of configs/chaosnli_smollm2.yaml for 2 processes: 4 prompts x 4 rollouts per
+    optimizer step (8 completions per process), STEPS steps, a checkpoint every SAVE steps."""
+    return [
         f"model={tiny}",
         "device=cpu",
         "max_train_items=16",
@@ -39,19 +41,28 @@ def _torchrun(entry: list[str], run_name: str, tiny: str, out: Path, *extra: str
         f"output_dir={out}",
         f"name={run_name}",
     ]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *entry]
-    cmd += ["configs/chaosnli_smollm2.yaml", *extra, "--set", *overrides]
+
+
+def launch(cmd: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a multi-process launch (torchrun / accelerate launch) in its own session; a hang fails the
+    test after `timeout` s, with the launcher and every worker killed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
     try:
-        stdout, stderr = proc.communicate(timeout=300)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers: a hang must not outlive the test
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers: a hang must not outlive the test
         stdout, stderr = proc.communicate()
-        pytest.fail(f"2-process training hung (killed after 300 s):\n{stderr[-3000:]}")
+        pytest.fail(f"2-process training hung (killed after {timeout} s):\n{stderr[-3000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def _torchrun(entry: list[str], run_name: str, tiny: str, out: Path, *extra: str, env: dict | None = None):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *entry]
+    cmd += ["configs/chaosnli_smollm2.yaml", *extra, "--set", *text_overrides(tiny, out, run_name)]
+    return launch(cmd, env)
 
 
 @pytest.mark.slow

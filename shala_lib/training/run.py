@@ -141,7 +141,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False) 
     else:
         trainer = StructuredGRPOTrainer(**common)
     if state.is_main_process:
-        write_effective_config(cfg, trainer.args, setup)
+        write_effective_config(cfg, trainer.args, setup, trainer.accelerator)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     state.wait_for_everyone()  # every process has flushed its completions (on_train_end)
     if state.is_main_process:

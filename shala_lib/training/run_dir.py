@@ -160,7 +160,62 @@ def prepare_run_dir(plan: RunPlan) -> Path | None:
     return moved
 
 
-def write_effective_config(cfg: ExperimentConfig, args: Any, setup: ModelSetup | None = None) -> Path:
+def engine_summary(args: Any, accelerator: Any = None) -> dict[str, Any]:
+    """How the run is executed, read from the trainer's accelerator (else the arguments' own state): the
+    accelerate distributed type, world size, backend, device, precision and, under DeepSpeed, the ZeRO
+    stage and offload devices of the DeepSpeed config the trainer uses (`deepspeed: null` means none).
+    The arguments' `use_cpu` / `deepspeed` fields alone do not say it: under `accelerate launch` with a
+    DeepSpeed config they read `true` / `null` on CPU processes that do run ZeRO-3."""
+    state = getattr(accelerator, "state", None) or getattr(args, "distributed_state", None)
+    dist_type = getattr(state, "distributed_type", None)
+    plugin = getattr(state, "deepspeed_plugin", None) if state is not None else None
+    plugin = plugin or getattr(args, "deepspeed_plugin", None)
+    deepspeed = None
+    if plugin is not None and str(getattr(dist_type, "value", dist_type)) == "DEEPSPEED":
+        from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+        ds = plugin.hf_ds_config
+        zero = ds.config.get("zero_optimization", {})
+
+        def device(key: str) -> str:
+            return str((zero.get(key) or {}).get("device") or "none")
+
+        optim = getattr(args, "optim", None)
+        config_file = getattr(args, "deepspeed", None)
+        if not isinstance(config_file, str):  # accelerate launch: its config's deepspeed_config_file
+            config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+        deepspeed = {
+            "zero_stage": zero.get("stage", 0),
+            "offload_optimizer_device": device("offload_optimizer"),
+            "offload_param_device": device("offload_param"),
+            "param_persistence_threshold": zero.get("stage3_param_persistence_threshold"),
+            "zero3_init": is_deepspeed_zero3_enabled(),  # models load partitioned (deepspeed.zero.Init)
+            "bf16": bool(ds.config.get("bf16", {}).get("enabled", False)),
+            "fp16": bool(ds.config.get("fp16", {}).get("enabled", False)),
+            # the config's own optimizer, else the Trainer's (args.optim) wrapped by DeepSpeed
+            "optimizer": (ds.config.get("optimizer") or {}).get("type") or str(getattr(optim, "value", optim)),
+            "config_file": config_file,
+        }
+    return {
+        "distributed_type": str(getattr(dist_type, "value", dist_type)) if dist_type is not None else None,
+        "world_size": int(getattr(state, "num_processes", world_size())),
+        "backend": getattr(state, "backend", None),
+        "device": str(getattr(state, "device", "")) or None,
+        "precision": {
+            "mixed_precision": str(getattr(accelerator, "mixed_precision", getattr(state, "mixed_precision", "no"))),
+            "bf16": bool(getattr(args, "bf16", False)),
+            "fp16": bool(getattr(args, "fp16", False)),
+            "weights_dtype": str((getattr(args, "model_init_kwargs", None) or {}).get("dtype", "float32")),
+        },
+        "deepspeed": deepspeed,
+    }
+
+
+def write_effective_config(
+    cfg: ExperimentConfig, args: Any, setup: ModelSetup | None = None, accelerator: Any = None
+) -> Path:
+    """`effective_config.yaml`: the experiment, the model, the full effective GRPOConfig, the engine
+    (`engine_summary`: distributed type, world size, precision, DeepSpeed stage and offload), versions."""
     eff = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool | list | dict | None)}
     doc = {
         "experiment": cfg.to_dict(),
@@ -175,6 +230,7 @@ def write_effective_config(cfg: ExperimentConfig, args: Any, setup: ModelSetup |
         },
         "grpo_effective": eff,
         "world_size": world_size(),
+        "engine": engine_summary(args, accelerator),
         "versions": package_versions(),
         "git": git_commit(),  # the checkout's commit and whether it had local changes
         "notes": {
