@@ -99,6 +99,10 @@ def load_thinker(path: str, dtype: Any, **kwargs: Any) -> Any:
         path, dtype=dtype, output_loading_info=True, **kwargs
     )
     check_loading_info(str(path), info)
+    # Saves write the model's own key names (`model.audio_tower...`, `model.language_model...`), which load back
+    # unchanged. transformers otherwise reverts the load-time renamings on save, and under ZeRO-3 that revert
+    # wrote `thinker.model.thinker.audio_tower...`: a checkpoint whose every tensor failed to load back.
+    model._weight_conversions = []
     freeze_vision(model)
     return model
 
