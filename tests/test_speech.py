@@ -488,7 +488,9 @@ def test_two_grpo_steps_with_audio_then_resume(tiny_thinker, msp_speech, tmp_pat
     assert metrics["grad_norm"].dropna().gt(0).any()  # the updates are real
     comp = pd.read_parquet(run / "completions.parquet")
     assert len(comp) == 2 * 4 and comp["completion"].str.startswith('{"Angry": ').all()
-    assert (run / "final" / "preprocessor_config.json").is_file()  # the processor travels with the model
+    # the processor travels with the model (transformers' writes processor_config.json, the composed one the
+    # feature extractor's preprocessor_config.json) and loads back as the same kind
+    assert load_processor(str(run / "final"))[1] == load_processor(tiny_thinker)[1]
     meta = json.loads(sidecar_path(run / "predictions_test.jsonl").read_text())
     assert meta["fingerprint"]["modality"] == "speech+text"
     base["grpo"]["max_steps"] = 3

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shala_lib.data.audio import SAMPLE_RATE, feature_window
+from shala_lib.data.audio import SAMPLE_RATE, FeatureWindow, feature_window
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,14 @@ def _processor_chat_template(path: str, tokenizer: Any) -> str:
     return str(template)
 
 
+def cut_and_pad_length(window: FeatureWindow, clips: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Clips cut to the feature window, and the sample count to pad them to: the longest clip plus one hop
+    (Whisper's STFT framing drops the last frame at the end of the padded signal), at most the window."""
+    cut = [np.asarray(c)[: window.max_samples] for c in clips]
+    longest = max(len(c) for c in cut)
+    return cut, min(window.max_samples, (-(-longest // window.hop_length) + 1) * window.hop_length)
+
+
 class ComposedOmniProcessor:
     """Qwen2.5-Omni's audio+text processing without torchvision: the model's WhisperFeatureExtractor,
     tokenizer and chat template, called like `Qwen2_5OmniProcessor` for text and audio."""
@@ -166,10 +174,7 @@ class ComposedOmniProcessor:
         only the frames `feature_attention_mask` marks, and those are bit-identical to the window-padded ones
         (the padding is zeros either way; one extra hop keeps the longest clip's last frame, which Whisper's
         STFT framing drops at the end of the padded signal)."""
-        window = feature_window(self.feature_extractor)
-        cut = [np.asarray(c)[: window.max_samples] for c in clips]
-        longest = max(len(c) for c in cut)
-        padded_to = min(window.max_samples, (-(-longest // window.hop_length) + 1) * window.hop_length)
+        cut, padded_to = cut_and_pad_length(feature_window(self.feature_extractor), clips)
         return self.feature_extractor(
             cut,
             sampling_rate=SAMPLE_RATE,
@@ -253,8 +258,18 @@ def save_processor(processor: Any, out_dir: str | Path) -> None:
 
 
 def encode(processor: Any, prompts: Sequence[str], clips: Sequence[np.ndarray] | None) -> Any:
-    """Model inputs for rendered prompts (one `<|AUDIO|>` per clip, in order), left-padded."""
-    kwargs: dict[str, Any] = {"text": list(prompts), "padding": True, "return_tensors": "pt"}
-    if clips:
-        kwargs["audio"] = list(clips)
-    return processor(**kwargs)
+    """Model inputs for rendered prompts (one `<|AUDIO|>` per clip, in order), left-padded; audio features
+    padded to the batch's longest clip on both processor paths (transformers' own processor pads to the
+    window by default: 30,000 frames per clip for Qwen2.5-Omni-7B)."""
+    if not clips:
+        return processor(text=list(prompts), padding=True, return_tensors="pt")
+    if isinstance(processor, ComposedOmniProcessor):
+        return processor(text=list(prompts), audio=list(clips), padding=True, return_tensors="pt")
+    cut, padded_to = cut_and_pad_length(feature_window(processor), clips)
+    return processor(
+        text=list(prompts),
+        audio=cut,
+        return_tensors="pt",
+        text_kwargs={"padding": True},
+        audio_kwargs={"padding": "max_length", "max_length": padded_to, "truncation": True},
+    )
