@@ -5,6 +5,7 @@ For tests and CPU smoke runs: builds in about a second, offline, with a ChatML c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -244,4 +245,47 @@ def build_tiny_thinker(
     # a 300 s window of 30,000 frames (10 ms hop)
     fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=300, n_fft=400, hop_length=160)
     fe.save_pretrained(out)
+    write_omni_processor_config(out, fe.to_dict())
     return out
+
+
+# Qwen2.5-Omni-7B's image and video processor settings (its processor_config.json): never run here (text and
+# speech only), written so that transformers' `AutoProcessor` builds the real `Qwen2_5OmniProcessor` where it can
+# (with torchvision) and the audio path is tested against it
+_VISION = {
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "merge_size": 2,
+    "patch_size": 14,
+    "resample": 3,
+    "rescale_factor": 0.00392156862745098,
+    "temporal_patch_size": 2,
+}
+
+
+def write_omni_processor_config(out_dir: str | Path, feature_extractor: dict[str, Any]) -> Path:
+    """`processor_config.json` as transformers' `Qwen2_5OmniProcessor.save_pretrained` writes it (the feature
+    extractor's settings, Qwen2-VL image and video processors, the processor class), without building the
+    processor (which needs torchvision)."""
+    fe = {k: v for k, v in feature_extractor.items() if k != "processor_class"}
+    doc = {
+        "feature_extractor": fe,
+        "image_processor": {
+            **_VISION,
+            "image_processor_type": "Qwen2VLImageProcessor",
+            "size": {"longest_edge": 12845056, "shortest_edge": 3136},
+        },
+        "processor_class": "Qwen2_5OmniProcessor",
+        "video_processor": {
+            **_VISION,
+            "video_processor_type": "Qwen2VLVideoProcessor",
+            "size": {"longest_edge": 12845056, "shortest_edge": 3136},
+        },
+    }
+    path = Path(out_dir) / "processor_config.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
