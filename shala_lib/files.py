@@ -28,20 +28,16 @@ class YamlFileError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases (`*name`: a few lines can expand into gigabytes) and duplicate keys
-    (PyYAML keeps the last one silently)."""
+# values a YAML document may expand to through its aliases: far above any definition, config or profile,
+# far below what a "billion laughs" document (a few lines of nested aliases) expands to
+MAX_EXPANDED_NODES = 100_000
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"YAML aliases (*{event.anchor}) are not accepted here: write the value out",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML keeps the last one silently) and bounds aliases: a
+    document whose aliases expand to more than `MAX_EXPANDED_NODES` values (an alias bomb: a few lines can
+    expand into gigabytes) is refused before it is built. Plain aliases, as `yaml.safe_dump` writes them for
+    repeated values, are read as usual."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -69,8 +65,13 @@ def load_yaml(text: str | bytes, source: str | Path = "<yaml>") -> Any:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
             raise YamlFileError(source, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    loader = _StrictLoader(text)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -78,6 +79,45 @@ def load_yaml(text: str | bytes, source: str | Path = "<yaml>") -> Any:
         raise YamlFileError(source, f"not valid YAML: {problem}", line) from None
     except yaml.YAMLError as e:
         raise YamlFileError(source, f"not valid YAML: {e}") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Raise (naming the line) when the values a node stands for, aliases expanded, exceed the bound, or when
+    an alias refers to a value containing it. Sizes are memoised per node (an alias is the same node object),
+    so the check is linear in the document."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in busy:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a YAML alias refers to the value that contains it (a cycle)", node.start_mark
+            )
+        if key not in sizes:
+            busy.add(key)
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            else:
+                children = []
+            total = 1 + sum(size(c) for c in children)
+            if total > MAX_EXPANDED_NODES:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"YAML aliases here expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?); "
+                    "write the values out",
+                    node.start_mark,
+                )
+            sizes[key] = total
+            busy.discard(key)
+        return sizes[key]
+
+    size(root)
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -93,8 +93,11 @@ def test_yaml_aliases_and_duplicate_keys_are_refused_with_the_line(tmp_path):
     path.write_text("name: a\nseed: 1\nname: b\n")
     with pytest.raises(YamlFileError, match=r"c\.yaml:3: not valid YAML: duplicate key 'name' \(first on line 1\)"):
         ExperimentConfig.from_yaml(path)
-    path.write_text("report_to: &r [tensorboard]\ngrpo:\n  report_to: *r\n")
-    with pytest.raises(YamlFileError, match=r"c\.yaml:3: not valid YAML: YAML aliases \(\*r\)"):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{b}: &{b} [{', '.join(['*' + a] * 10)}]\n" for a, b in zip("abcdef", "bcdefg")
+    )
+    path.write_text(bomb + "name: *g\n")
+    with pytest.raises(YamlFileError, match=r"c\.yaml:5: not valid YAML: YAML aliases here expand to more than"):
         ExperimentConfig.from_yaml(path)
 
 

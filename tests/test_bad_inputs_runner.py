@@ -169,10 +169,22 @@ def test_profile_with_a_duplicate_key(out, tmp_path, capsys):
     assert msg == f"{params / 'p.yaml'}:3: not valid YAML: duplicate key 'datasets' (first on line 1)"
 
 
-def test_profile_with_an_alias(out, tmp_path, capsys):
-    params = _profile(tmp_path, "datasets: &d [chaosnli]\n01_data_preparation:\n  DATASETS: *d\n")
+def test_profile_with_an_alias_bomb(out, tmp_path, capsys):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{b}: &{b} [{', '.join(['*' + a] * 10)}]\n" for a, b in zip("abcdef", "bcdefg")
+    )
+    params = _profile(tmp_path, bomb)
     msg = _refused(["--params-dir", str(params), "--profile", "p", *_dirs_args(out)], out, capsys)
-    assert msg == f"{params / 'p.yaml'}:3: not valid YAML: YAML aliases (*d) are not accepted here: write the value out"
+    assert msg.startswith(f"{params / 'p.yaml'}:5: not valid YAML: YAML aliases here expand to more than 100,000")
+
+
+def test_profile_with_plain_aliases_as_yaml_dump_writes_them(tmp_path):
+    """yaml.safe_dump writes repeated values as an anchor and aliases: such a profile is read as usual."""
+    datasets = ["chaosnli"]
+    text = yaml.safe_dump({"datasets": datasets, "01_data_preparation": {"DATASETS": datasets}})
+    assert "&id001" in text and "*id001" in text
+    params = _profile(tmp_path, text)
+    assert runner.load_profile("p", params)["01_data_preparation"]["DATASETS"] == ["chaosnli"]
 
 
 def test_the_shipped_profiles_validate():
