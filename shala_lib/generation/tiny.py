@@ -289,3 +289,102 @@ def write_omni_processor_config(out_dir: str | Path, feature_extractor: dict[str
     path = Path(out_dir) / "processor_config.json"
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# A contextual-bandit model for the learning check (benchmarks/learning_check.py): a word-level
+# tokenizer in which every word of the prompt, every JSON key segment of the answer and every answer
+# level ("0.0" ... "1.0") is ONE token, so that under prefill and the simplex grammar a rollout is
+# [level, key, level, key, level, "}", eos] and the policy's only choices are two level tokens.
+
+TENTHS: tuple[str, ...] = tuple(f"{i / 10:.1f}" for i in range(11))
+# ChatML that shows the model only the first paragraph of a user turn (the paper prompt's target section:
+# the message); the task sentence and the JSON output rules, the same for every item, are left out, so the
+# cue words are not diluted among ~90 constant tokens (the answer's shape comes from prefill + grammar)
+CHATML_FIRST_PARAGRAPH = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['role'] == 'user' %}{{ message['content'].split('\n\n')[0] }}"
+    "{% else %}{{ message['content'] }}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+BANDIT_SPECIAL = [*SPECIAL, "<unk>"]
+
+
+def word_level_tokenizer(texts: Iterable[str], answer_pieces: Iterable[str], chat_template: str = CHATML) -> Any:
+    """A word-level tokenizer: lower-cased alphabetic words of `texts` (and the chat template's role
+    names) are one token each, anything else in a prompt (digits, punctuation) is `<unk>`, whitespace
+    is dropped; each of `answer_pieces` (the JSON key segments, `}`, the level strings) is an added
+    token matched verbatim. Decoding concatenates the pieces (`decoders.Fuse`), so an answer decodes to
+    exactly the JSON text the parser and the answer grammar read."""
+    import re
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted({w for t in [*texts, "system user assistant"] for w in re.findall(r"[a-z]+", t.lower())})
+    vocab = {tok: i for i, tok in enumerate([*BANDIT_SPECIAL, *words])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.decoder = decoders.Fuse()
+    tk.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in BANDIT_SPECIAL])
+    tk.add_tokens([AddedToken(p, normalized=False, special=False) for p in dict.fromkeys(answer_pieces)])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token=None,
+        clean_up_tokenization_spaces=False,
+    )
+    tok.chat_template = chat_template
+    tok.padding_side = "left"
+    return tok
+
+
+def build_bandit_model(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    keys: Iterable[str],
+    levels: Iterable[str] = TENTHS,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    initializer_range: float = 0.02,
+    first_paragraph_only: bool = True,
+) -> Path:
+    """A tiny randomly initialised Llama-style model with `word_level_tokenizer`: the answer's JSON key
+    segments for `keys` (as `shala_lib.generation.constrained.segments` writes them), `}` and each of
+    `levels` are single tokens. Built offline in about a second; an existing folder is reused."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    keys = list(keys)
+    segs = ['{"' + keys[0] + '": '] + [', "' + k + '": ' for k in keys[1:]] + ["}"]
+    template = CHATML_FIRST_PARAGRAPH if first_paragraph_only else CHATML
+    tok = word_level_tokenizer(texts, [*segs, *levels], template)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+        initializer_range=initializer_range,
+    )
+    model = LlamaForCausalLM(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
