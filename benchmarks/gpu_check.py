@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -90,6 +91,7 @@ def run_part(part: str, smoke: bool, out: Path, work: Path, limit: float) -> dic
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
     if smoke and part == "zero3_bf16":
         env.update(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1")
+    shutil.rmtree(work / part, ignore_errors=True)  # scratch: no run or report left from an earlier call
     try:
         for cmd in commands(part, smoke, out, work):
             rec["command"] = " ".join(cmd)
@@ -99,6 +101,14 @@ def run_part(part: str, smoke: bool, out: Path, work: Path, limit: float) -> dic
             rec.update(rc=p.returncode, report=last_json(p.stdout))
             if p.returncode != 0:
                 rec["stderr_tail"] = p.stderr[-2000:]
+        if part == "learnability":  # its report is a file; exit 1 is the probe's FAIL verdict, not a crash
+            f = work / part / "learnability.json"
+            rec["report"] = json.loads(f.read_text()) if f.exists() else None
+            rec["completed"] = rec["report"] is not None and rec["rc"] in (0, 1)
+            if rec["report"] is not None:
+                rec["probe_passed"] = rec["report"].get("passed")
+        else:
+            rec["completed"] = rec["rc"] == 0
     except subprocess.TimeoutExpired:
         rec.update(rc=124, timed_out=True)
     except Exception as e:  # noqa: BLE001 - a part that cannot start still reports
@@ -110,12 +120,20 @@ def run_part(part: str, smoke: bool, out: Path, work: Path, limit: float) -> dic
         log = (out / f"{part}.log").read_text() if (out / f"{part}.log").exists() else ""
         rec["stage3_in_log"] = "'stage': 3" in log or '"stage": 3' in log
         rec["bf16_in_log"] = "bf16" in log
+        eff = work / part / "zero3" / "effective_config.yaml"  # the run's engine (shala_lib.training.run_dir)
+        if eff.exists():
+            import yaml
+
+            engine = (yaml.safe_load(eff.read_text()) or {}).get("engine") or {}
+            ds = engine.get("deepspeed") or {}
+            rec["engine"] = {"distributed_type": engine.get("distributed_type"), **ds}
+            rec["zero_stage"], rec["deepspeed_bf16"] = ds.get("zero_stage"), ds.get("bf16")
     (out / f"{part}.json").write_text(json.dumps(rec, indent=1) + "\n")
     return rec
 
 
 def summary(recs: list[dict]) -> str:
-    rows = ["| part | rc | seconds | what |", "|---|---|---|---|"]
+    rows = ["| part | rc | completed | seconds | what |", "|---|---|---|---|---|"]
     for r in recs:
         rep = r.get("report") or {}
         what = ""
@@ -124,7 +142,7 @@ def summary(recs: list[dict]) -> str:
             what = f"{g['s_per_step']} s/step, peak GPU {g['peak_gpu_mem_gib']} GiB, peak CPU {g.get('peak_cpu_rss_gib')} GiB"  # noqa: E501
         elif rep:
             what = ", ".join(f"{k}={v}" for k, v in list(rep.items())[:6] if not isinstance(v, (dict, list)))
-        rows.append(f"| {r['part']} | {r['rc']} | {r['seconds']} | {what} |")
+        rows.append(f"| {r['part']} | {r['rc']} | {r.get('completed', False)} | {r['seconds']} | {what} |")
     return "\n".join(rows) + "\n"
 
 
@@ -146,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     for part in args.parts:
         rec = run_part(part, args.cpu_smoke, out, work, 120 if args.cpu_smoke else LIMITS[part])
         recs.append(rec)
-        print(f"{part}: rc {rec['rc']} in {rec['seconds']} s", flush=True)
+        print(f"{part}: rc {rec['rc']} (completed: {rec.get('completed', False)}) in {rec['seconds']} s", flush=True)
         (out / "summary.md").write_text(summary(recs))
     print(summary(recs))
-    return 0
+    return 0 if all(r.get("completed") for r in recs) else 1
 
 
 if __name__ == "__main__":

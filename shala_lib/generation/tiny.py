@@ -140,9 +140,10 @@ def thinker_config(
     tok: Any, size: str = "tiny", hidden_size: int = 64, layers: int = 2, initializer_range: float = 0.02
 ) -> Any:
     """A Qwen2.5-Omni thinker config whose special token ids are `tok`'s. `size="7b"`: the dimensions of
-    Qwen2.5-Omni-7B's thinker (text 3584 x 28 layers, 152,064-entry vocabulary, 32-layer audio encoder,
-    32-layer vision tower: transformers' defaults) for random-init GPU measurements; "tiny": text hidden
-    `hidden_size`, 1 audio layer, 1 vision layer."""
+    Qwen2.5-Omni-7B's thinker (text 3584 x 28 layers, 152,064-entry vocabulary, audio encoder 1280 x 32
+    layers, vision tower 1280 x 32 layers: the checkpoint's, set explicitly since transformers' default
+    vision tower is 3584 wide, 3.08B parameters instead of 0.68B; 8.93B in all, `memory.QWEN25_OMNI_7B_THINKER`)
+    for random-init GPU measurements; "tiny": text hidden `hidden_size`, 1 audio layer, 1 vision layer."""
     from transformers import Qwen2_5OmniThinkerConfig
 
     ids = {k: tok.convert_tokens_to_ids(v) for k, v in OMNI_TOKEN_NAMES.items()}
@@ -162,6 +163,28 @@ def thinker_config(
                 "vocab_size": 152_064,
                 "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
                 **text_special,
+            },
+            audio_config={
+                "d_model": 1280,
+                "encoder_layers": 32,
+                "encoder_attention_heads": 20,
+                "encoder_ffn_dim": 5120,
+                "num_mel_bins": 128,
+                "output_dim": 3584,
+                "max_source_positions": 1500,
+                "n_window": 100,
+            },
+            vision_config={
+                "depth": 32,
+                "hidden_size": 1280,
+                "intermediate_size": 3420,
+                "num_heads": 16,
+                "out_hidden_size": 3584,
+                "patch_size": 14,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "window_size": 112,
+                "fullatt_block_indexes": [7, 15, 23, 31],
             },
             **special,
         )
