@@ -5,7 +5,7 @@
 # inference_floor, zero3_bf16; then $OUT/summary.md (README-ready).
 #
 # Here, once (the GPU machine has torch 2.11, accelerate, peft, transformers 5.17 but not trl, datasets,
-# deepspeed, pydantic, soundfile, soxr; ~25 MiB of wheels):
+# deepspeed, pydantic, soundfile, soxr; 22 MiB of wheels, versions from constraints.txt):
 #   bash benchmarks/gpu_check.sh --fetch-wheels        # into .whl/ (git-ignored via .git/info/exclude)
 # The device call (run tool, carry [".whl"], timeout_s 560):
 #   bash benchmarks/gpu_check.sh
@@ -13,17 +13,21 @@
 #   bash benchmarks/gpu_check.sh --cpu-smoke
 set -uo pipefail
 cd "$(dirname "$0")/.."
-WHEELS="trl==1.16.0 datasets==5.2.0 transformers==5.24.0 pydantic==2.* pydantic-core annotated-types typing-inspection
-  soundfile==0.14.0 soxr==1.1.0 cffi pycparser dill multiprocess hjson"
+# What the device image lacks or has at another version (KINDS.md's package list), at the versions
+# constraints.txt pins; DeepSpeed as its source (built there with DS_BUILD_OPS=0).
+WHEELS="trl datasets transformers pydantic pydantic_core annotated-types typing-inspection typing_extensions
+  soundfile soxr cffi pycparser dill multiprocess hjson"
+pin() { grep -iE "^$(echo "$1" | sed 's/[-_]/[-_]/g')==" constraints.txt || { echo "not pinned in constraints.txt: $1" >&2; exit 2; }; }
 case "${1:-}" in
 --fetch-wheels)
   grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
+  rm -rf .whl
   for w in $WHEELS; do
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-      --platform any -d .whl "$w" || echo "could not fetch $w"
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 --platform any -d .whl "$(pin "$w")" 2>/dev/null || { echo "could not fetch $w"; exit 1; }
   done
-  python3 -m pip download -q --no-deps --no-binary :all: -d .whl deepspeed==0.19.8
+  python3 -m pip download -q --no-deps --no-binary :all: -d .whl "$(pin deepspeed)" 2>/dev/null || { echo "could not fetch deepspeed"; exit 1; }
   du -sh .whl; exit 0 ;;
 --cpu-smoke)
   OUT=${OUT:-/tmp/gpu_check_smoke}; PY=${PY:-.venv/bin/python}
