@@ -11,6 +11,7 @@ RANK = {
     "paths": 0,
     "files": 0,
     "environment": 0,
+    "schema": 0,
     "data": 1,
     "generation": 2,
     "scoring": 3,

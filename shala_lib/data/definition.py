@@ -44,6 +44,7 @@ from shala_lib.data.dataset_types import (
     label_key,
 )
 from shala_lib.files import YamlFileError, load_yaml
+from shala_lib.schema import describe
 
 ENV = "SHALA_DATASETS"
 SUFFIXES = (".yaml", ".yml")
@@ -55,6 +56,16 @@ DEFAULT_QUESTIONS: tuple[str, ...] = (
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+LOADER_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+PATTERN_WORDS = {
+    SHA256_PATTERN: "a SHA-256 digest (64 lowercase hex digits)",
+    NAME_PATTERN: "a lowercase name (a-z, digits, '_'; starting with a letter)",
+    LOADER_PATTERN: "a function as 'package.module:function'",
+}
 
 
 class _Section(BaseModel):
@@ -94,7 +105,7 @@ class Data(_Section):
 class Download(_Section):
     url: Text
     name: Text
-    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    sha256: Annotated[str, StringConstraints(pattern=SHA256_PATTERN)] | None = None
     size: int | None = Field(default=None, ge=0)
     member: Text | None = None
 
@@ -122,7 +133,7 @@ class PublishedRow(_Section):
 class DefinitionModel(_Section):
     """The schema of a definition file (every level refuses unknown keys)."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+    name: Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
     display_name: Text | None = None
     classes: list[Text]
     class_display: dict[str, Text] = Field(default_factory=dict)
@@ -135,7 +146,7 @@ class DefinitionModel(_Section):
     split: Split = Field(default_factory=Split)
     seed: int | None = Field(default=None, ge=0)
     data: Data | None = None
-    loader: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
+    loader: Annotated[str, StringConstraints(pattern=LOADER_PATTERN)] | None = None
     files: list[Text] = Field(default_factory=list)
     download: list[Download] = Field(default_factory=list)
     manual: Text | None = None
@@ -255,8 +266,7 @@ def _schema_error(e: ValidationError, src: Path) -> DefinitionError:
         ]
         hint = f"; unknown key(s) {typos} here: a typo of it?" if typos else ""
         return DefinitionError(src, key, f"required key is missing{hint}")
-    got = err.get("input")
-    return DefinitionError(src, key, f"{err['msg']} (got {repr(got)[:80]})")
+    return DefinitionError(src, key, describe(err, PATTERN_WORDS, max_input=80))
 
 
 def _prompt_keys_in_class_order(doc: dict[str, Any], src: Path) -> dict[str, Any]:

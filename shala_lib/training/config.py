@@ -32,6 +32,7 @@ from typing_extensions import TypedDict
 
 from shala_lib.files import read_yaml, write_text_atomic
 from shala_lib.generation.embedded import EMBEDDED
+from shala_lib.schema import describe, either
 
 # where each of the paper's settings comes from (README, "Decisions", lists the same)
 PAPER_PROMPTS_PER_STEP = 4  # App. D.2: batch 1 per GPU x 2 accumulation x 2 GPUs = "4 prompts per optimization step"
@@ -54,6 +55,7 @@ PAPER_SOURCES: dict[str, str] = {
 
 # a run's name is one folder under output_dir: no separators, no `.`/`..`, not empty
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_WORDS = "a plain folder name (letters, digits, '_', '.', '-'; starting with a letter or digit; no '/')"
 SPLITS = ("train", "validation", "test")
 # GRPOConfig fields the workbench sets itself: the run folder is `<output_dir>/<name>`, nothing else
 WORKBENCH_OWNED_GRPO = {
@@ -360,63 +362,14 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     return ".".join(parts).replace(".[", "[")
 
 
-def _describe(err: Any) -> str:
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    got = f", got {value!r}"
-    if kind == "greater_than":
-        return f"must be > {ctx['gt']}{got}"
-    if kind == "greater_than_equal":
-        return f"must be >= {ctx['ge']}{got}"
-    if kind == "less_than":
-        return f"must be < {ctx['lt']}{got}"
-    if kind == "less_than_equal":
-        return f"must be <= {ctx['le']}{got}"
-    if kind == "finite_number":
-        return f"must be a finite number{got}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"must be an integer{got}"
-    if kind in ("float_type", "float_parsing"):
-        return f"must be a number{got}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"must be true or false{got}"
-    if kind == "string_type":
-        return f"must be a string{got}"
-    if kind == "string_too_short":
-        return f"must not be empty{got}"
-    if kind == "string_pattern_mismatch":
-        if ctx.get("pattern") == NAME_PATTERN:
-            return (
-                f"must be a plain folder name (letters, digits, '_', '.', '-'; starting with a letter or digit; "
-                f"no '/'){got}"
-            )
-        return f"must match {ctx.get('pattern')}{got}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}{got}"
-    if kind in ("list_type", "dict_type"):
-        return f"must be a {'list' if kind == 'list_type' else 'mapping'}{got}"
-    return f"{err['msg']}{got}"
-
-
 def _schema_messages(e: ValidationError, data: dict[str, Any], source_for: Callable[[str], str]) -> list[str]:
     by_path: dict[str, list[str]] = {}
     for err in e.errors():
         path = _key_path(err["loc"], data) or ".".join(map(str, err["loc"]))
-        msg = _describe(err)
+        msg = describe(err, {NAME_PATTERN: NAME_WORDS})
         if msg not in by_path.setdefault(path, []):
             by_path[path].append(msg)
-    return [f"{source_for(path)}: {path} {_either(msgs)}" for path, msgs in by_path.items()]
-
-
-def _either(msgs: list[str]) -> str:
-    """One message for a union's alternatives: `must be a string or a list, got 3`."""
-    if len(msgs) == 1:
-        return msgs[0]
-    tails = {m[m.rindex(", got ") :] if ", got " in m else "" for m in msgs}
-    if len(tails) != 1 or not all(m.startswith("must be ") for m in msgs):
-        return " or ".join(msgs)
-    (tail,) = tails
-    heads = [m[len("must be ") : len(m) - len(tail)] for m in msgs]
-    return f"must be {' or '.join(heads)}{tail}"
+    return [f"{source_for(path)}: {path} {either(msgs)}" for path, msgs in by_path.items()]
 
 
 @functools.cache
