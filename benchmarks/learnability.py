@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shala_lib.data.loading import load
+from shala_lib.data.probe import cue_group_answers
 from shala_lib.data.specs import get_spec
 from shala_lib.evaluation.reference import reference_predictions
 from shala_lib.generation.inference import predict
@@ -38,19 +39,13 @@ from shala_lib.training.run import train
 
 
 def group_answers(pred: np.ndarray, groups: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
-    """Per cue group: the mean predicted distribution and how many distinct answers it got."""
-    rows = []
-    for g in sorted(set(groups)):
-        part = pred[groups == g]
-        part = np.where(np.isfinite(part).all(axis=1, keepdims=True), part, 1.0 / len(classes))
-        rows.append(
-            {
-                "cue_group": g,
-                **{c: round(float(v), 3) for c, v in zip(classes, part.mean(axis=0))},
-                "n_distinct": len(np.unique(part.round(3), axis=0)),
-            }
-        )
-    return pd.DataFrame(rows)
+    """Per cue group: the mean predicted distribution (a column per class) and how many distinct answers."""
+    return pd.DataFrame(
+        [
+            {"cue_group": r["cue_group"], **dict(zip(classes, r["answer"])), "n_distinct": r["n_distinct"]}
+            for r in cue_group_answers(pred, groups)
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,12 @@ def test_unknown_only_among_known_ones(out, capsys):
     assert msg == f"--only: unknown notebook(s) ['04_evalution']; choose from {CHOICES}"
 
 
+def test_only_a_notebook_the_profile_does_not_run(out, capsys):
+    """The smoke profile runs notebooks 01-06; the learning check (07) is its own profile."""
+    msg = _refused(["--only", "07_learning_check", *_dirs_args(out)], out, capsys)
+    assert msg == f"--only: notebook(s) ['07_learning_check'] not in profile 'smoke'; choose from {CHOICES}"
+
+
 def test_only_without_a_name(out, capsys):
     msg = _refused(["--only", *_dirs_args(out)], out, capsys)
     assert msg == f"--only: name at least one notebook; choose from {CHOICES}"
@@ -83,7 +89,7 @@ def test_only_without_a_name(out, capsys):
 def test_unknown_profile(out, capsys):
     msg = _refused(["--profile", "smok", *_dirs_args(out)], out, capsys)
     path = runner.project_root() / "papermill_params" / "smok.yaml"
-    assert msg == f"no profile 'smok' ({path} missing); known profiles: ['paper', 'smoke']"
+    assert msg == f"no profile 'smok' ({path} missing); known profiles: ['learning_check', 'paper', 'smoke']"
 
 
 def test_unknown_dataset_name(out, capsys):
@@ -152,6 +158,20 @@ PROFILE_CASES = {
     "notebook_not_a_mapping": ("01_data_preparation: [1, 2]\n", "01_data_preparation: must be a mapping, got [1, 2]"),
     "common_not_a_mapping": ("common: [PROCESSED_DIR]\n", "common: must be a mapping, got ['PROCESSED_DIR']"),
     "not_a_mapping": ("- chaosnli\n", "must be a mapping of sections, got list"),
+    "notebooks_empty": ("notebooks: []\n", "notebooks: name at least one notebook; choose from ['01_data_prep"),
+    "notebooks_unknown": (
+        "notebooks: [07_learning_check, 07_learnig_check]\n",
+        "notebooks[1]: unknown notebook '07_learnig_check'; choose from ['01_data_preparation', ",
+    ),
+    "notebooks_twice": (
+        "notebooks: [07_learning_check, 07_learning_check]\n",
+        "notebooks: a notebook is named twice: ['07_learning_check', '07_learning_check']",
+    ),
+    "notebooks_not_a_list": ("notebooks: 07_learning_check\n", "notebooks: must be a list, got '07_learning_check'"),
+    "extra_notebook_parameter_typo": (
+        "notebooks: [07_learning_check]\n07_learning_check:\n  SEED: [0]\n",
+        "07_learning_check.SEED: not a parameter of notebooks/07_learning_check.ipynb; it declares: CONFIG, ",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""The learning check (issue 23, `benchmarks/learning_check.py`): our GRPO machinery, on a task made
+"""The learning check (issue 23, `shala_lib.training.learning_check`; notebook 07,
+`benchmarks/learning_check.py`): our GRPO machinery, on a task made
 learnable on purpose (the triage probe as a contextual bandit: a tiny from-scratch model whose every
 prompt word and answer level is one token), must learn the raters' distribution per cue group. A change
 to the rewards, the advantages or the rollout alignment that stops it learning fails the slow test; the
@@ -6,23 +7,20 @@ quick negative control shows the check itself fails when the reward carries no s
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from shala_lib.training import learning_check as lc_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def lc():
-    spec = importlib.util.spec_from_file_location("learning_check", ROOT / "benchmarks" / "learning_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_check"] = module
-    spec.loader.exec_module(module)
-    return module
+    return lc_module
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +36,16 @@ def setup(lc, tmp_path_factory):
 
 @pytest.mark.slow
 def test_shala_learns_the_raters_distribution_per_cue_group(lc, setup):
+    """SHALA on seed 0 for 300 steps (the profile runs 400; 300 is enough here and a minute cheaper)."""
     cfg, table, out = setup
     model = lc.bandit_model(cfg, table, out, seed=0)
-    row = lc.run_method(cfg, "shala", 0, model, table, out)
-    assert row["n_unparsable"] == 0
+    row = lc.run_method(cfg, "shala", 0, model, table, out, ["grpo.max_steps=300"])
+    assert row["n_unparsable"] == 0 and row["steps"] == 300
     assert row["gain_over_best_constant"] >= lc.MARGIN, row
     assert row["distinct_group_answers"] >= lc.MIN_GROUPS, row["by_group"]
     assert lc.shala_passes(row)
-    # the clear cue groups lean to their raters' majority class (urgent, routine, junk): measured at seed 0
-    # (one thread, 300 steps) outage [.8 .1 .1], request [.1 .77 .13], scam [.1 .15 .75] (raters .84/.79/.84)
+    # the clear cue groups lean to their raters' majority class (urgent, junk): measured at seed 0 (one
+    # thread, 300 steps) outage [.7 .2 .1], scam [.1 .1 .8] (raters .84/.84), JSD 0.255 (best constant 0.371)
     answers = {g["cue_group"]: np.asarray(g["answer"]) for g in row["by_group"]}
     majority = {"outage": 0, "request": 1, "scam": 2}
     leaning = [g for g, k in majority.items() if answers[g].argmax() == k and answers[g][k] >= 0.5]
@@ -80,3 +79,65 @@ def test_check_fails_when_the_reward_is_constant(lc, setup, monkeypatch):
     after = load_file(out / "control" / "learning_check_shala_seed0" / "final" / "model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before), "zero advantages must not move the model"
     assert not lc.shala_passes(row), row
+
+
+def test_verdicts_hand_made_rows(lc):
+    """The criteria on hand-made rows: SHALA needs the margin and 3 distinct group answers; MLS needs >= 0.7
+    on each group's majority (either side of the unclear group's tie) and a worse JSD than SHALA."""
+    raters = {
+        "outage": [0.8, 0.15, 0.05],
+        "request": [0.1, 0.8, 0.1],
+        "scam": [0.05, 0.1, 0.85],
+        "unclear": [0.4, 0.4, 0.2],
+    }
+
+    def row(method, jsd, gain, answers, seed=0):
+        by_group = [{"cue_group": g, "raters": raters[g], "answer": a} for g, a in zip(raters, answers)]
+        distinct = len({tuple(np.round(a, 1)) for a in answers})
+        return {
+            "method": method,
+            "seed": seed,
+            "jsd": jsd,
+            "gain_over_best_constant": gain,
+            "distinct_group_answers": distinct,
+            "by_group": by_group,
+        }
+
+    learned = [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.4, 0.4, 0.2]]
+    one_hot = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 0]]
+    assert lc.verdicts([row("shala", 0.2, 0.17, learned), row("mls", 0.4, -0.03, one_hot)]) == {
+        "shala seed 0": True,
+        "mls seed 0": True,
+    }
+    # a margin of 0.04, or two distinct group answers, fails SHALA
+    assert not lc.shala_passes(row("shala", 0.33, 0.04, learned))
+    assert not lc.shala_passes(row("shala", 0.2, 0.17, [[0.8, 0.1, 0.1]] + [[0.4, 0.4, 0.2]] * 3))
+    # MLS hedging on one group (.49/.49/.02 on request), or better than SHALA, fails
+    hedged = [[1, 0, 0], [0.49, 0.49, 0.02], [0, 0, 1], [1, 0, 0]]
+    assert not lc.mls_passes(row("mls", 0.4, -0.03, hedged), shala_jsd=0.2)
+    assert not lc.mls_passes(row("mls", 0.15, 0.2, one_hot), shala_jsd=0.2)
+    assert lc.mls_passes(row("mls", 0.4, -0.03, one_hot), shala_jsd=None)
+
+
+@pytest.mark.slow
+def test_learning_check_profile_writes_its_tables_and_figure(tmp_path):
+    """`--profile learning_check` runs notebook 07 only (no data files needed) and writes the results
+    table, the per-group table and the figure; two steps here, so the check itself is not required."""
+    import pandas as pd
+
+    from shala_lib.pipeline.runner import Dirs, run_profile
+    from shala_lib.viz.plots import figure_panels
+
+    dirs = Dirs(tmp_path / "runs", tmp_path / "results", tmp_path / "figures")
+    overrides = {"SEEDS": [0], "METHODS": ["shala", "mls"], "OVERRIDES": ["grpo.max_steps=2"], "REQUIRE_PASS": False}
+    written = run_profile("learning_check", dirs=dirs, overrides=overrides, progress=False)
+    assert [p.name for p in written] == ["07_learning_check.ipynb"]
+    summary = json.loads((dirs.runs / "summary.json").read_text())
+    assert summary["status"] == "done" and [e["notebook"] for e in summary["ran"]] == ["07_learning_check"]
+    table = pd.read_csv(dirs.results / "learning_check_learning_check.csv")
+    assert list(table["method"]) == ["SHALA-LLM", "MLS"] and set(table["steps"]) == {2}
+    assert (table["best constant JSD"].round(3) == 0.371).all()  # the held-out items' best constant answer
+    groups = pd.read_csv(dirs.results / "learning_check_learning_check_by_group.csv")
+    assert len(groups) == 2 * 4 and set(groups["cue group"]) == {"outage", "request", "scam", "unclear"}
+    panels = figure_panels(dirs.figures / "fig_learning_check_learning_check.png")
+    assert len(panels) == 2 * 4 and panels[0] == "SHALA-LLM: outage"

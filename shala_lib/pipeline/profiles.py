@@ -1,6 +1,7 @@
 """Reproduction profiles (`papermill_params/<profile>.yaml`): read strictly (`shala_lib.files.read_yaml`:
 no aliases, no duplicate keys) and validated before anything runs. Unknown keys are refused at every
-level: a top-level key must be `datasets`, `optional_datasets`, `common`, `requires_gpu` or a notebook name; a key of a
+level: a top-level key must be `datasets`, `optional_datasets`, `common`, `requires_gpu`, `notebooks` (which
+notebooks run; default the six of the paper's pipeline) or a notebook name; a key of a
 notebook's mapping must be `per_dataset` or a parameter that notebook declares; a key of `common` must be
 a parameter some notebook declares (papermill would only warn, and a typo would be ignored). Errors name
 the file and the key path: `papermill_params/x.yaml: 02_zero_shot_baselines.LIMTI: ...`.
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from shala_lib.files import read_yaml
+from shala_lib.schema import describe
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_preparation",
@@ -24,8 +26,10 @@ NOTEBOOKS: tuple[str, ...] = (
     "04_evaluation",
     "05_ambiguity_analysis",
     "06_reasoning_inspection",
-)
-TOP_LEVEL: tuple[str, ...] = ("common", "datasets", "optional_datasets", "requires_gpu")
+)  # the paper's pipeline: what a profile runs unless its `notebooks` key says otherwise
+EXTRA_NOTEBOOKS: tuple[str, ...] = ("07_learning_check",)  # run only by a profile that names them
+ALL_NOTEBOOKS: tuple[str, ...] = (*NOTEBOOKS, *EXTRA_NOTEBOOKS)
+TOP_LEVEL: tuple[str, ...] = ("common", "datasets", "notebooks", "optional_datasets", "requires_gpu")
 
 
 class ProfileError(ValueError):
@@ -59,16 +63,9 @@ class Profile(BaseModel):
     nb04: NotebookEntry | None = Field(None, alias="04_evaluation")
     nb05: NotebookEntry | None = Field(None, alias="05_ambiguity_analysis")
     nb06: NotebookEntry | None = Field(None, alias="06_reasoning_inspection")
-
-
-_MESSAGES = {
-    "bool_type": "must be true or false",
-    "list_type": "must be a list",
-    "string_type": "must be a string",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-}
+    nb07: NotebookEntry | None = Field(None, alias="07_learning_check")
+    # the notebooks this profile runs, in pipeline order (None: the six of NOTEBOOKS)
+    notebooks: list[StrictStr] | None = None
 
 
 def _schema_error(e: ValidationError, source: Path) -> ProfileError:
@@ -78,14 +75,14 @@ def _schema_error(e: ValidationError, source: Path) -> ProfileError:
         return ProfileError(
             source,
             "",
-            f"unknown top-level key(s) {sorted(unknown)}; known: {', '.join(TOP_LEVEL)}, {', '.join(NOTEBOOKS)}",
+            f"unknown top-level key(s) {sorted(unknown)}; known: {', '.join(TOP_LEVEL)}, {', '.join(ALL_NOTEBOOKS)}",
         )
     err = e.errors()[0]
     key = ".".join(str(p) for p in err["loc"])
-    message = _MESSAGES.get(err["type"], err["msg"])
+    message = describe(err)
     if err["loc"][-1] == "per_dataset":  # `<file>: 04_evaluation: per_dataset must be true or false, got 'yes'`
         key, message = str(err["loc"][0]), f"per_dataset {message}"
-    return ProfileError(source, key, f"{message}, got {err['input']!r}")
+    return ProfileError(source, key, message)
 
 
 def validate_profile(
@@ -102,9 +99,19 @@ def validate_profile(
         Profile.model_validate(data)
     except ValidationError as e:
         raise _schema_error(e, source) from None
+    chosen = data.get("notebooks")
+    if chosen is not None:
+        if not chosen:
+            raise ProfileError(source, "notebooks", f"name at least one notebook; choose from {list(ALL_NOTEBOOKS)}")
+        for i, name in enumerate(chosen):
+            if name not in ALL_NOTEBOOKS:
+                why = f"unknown notebook {name!r}; choose from {list(ALL_NOTEBOOKS)}"
+                raise ProfileError(source, f"notebooks[{i}]", why)
+        if len(set(chosen)) != len(chosen):
+            raise ProfileError(source, "notebooks", f"a notebook is named twice: {chosen}")
     if declared is not None:
         everywhere: set[str] = set()
-        for name in NOTEBOOKS:
+        for name in ALL_NOTEBOOKS:
             params = declared(name)
             everywhere |= params
             extra = sorted(set(data.get(name) or {}) - params - {"per_dataset"})
@@ -124,7 +131,7 @@ def validate_profile(
     for i, name in enumerate(data.get("optional_datasets") or []):
         if name not in datasets:
             raise ProfileError(source, f"optional_datasets[{i}]", f"{name!r} is not in datasets {datasets}")
-    for name in NOTEBOOKS:
+    for name in ALL_NOTEBOOKS:
         if (data.get(name) or {}).get("per_dataset", False) and not datasets:
             raise ProfileError(
                 source, f"{name}.per_dataset", "per_dataset: true but the profile has no top-level datasets list"
@@ -157,3 +164,9 @@ def read_profile(
     if data is None:
         raise ProfileError(path, "", "the profile is empty; copy papermill_params/smoke.yaml and change what you need")
     return validate_profile(data, path, declared)
+
+
+def profile_notebooks(prof: dict[str, Any]) -> tuple[str, ...]:
+    """The notebooks a (validated) profile runs, in pipeline order: its `notebooks` list, else NOTEBOOKS."""
+    chosen = prof.get("notebooks")
+    return NOTEBOOKS if chosen is None else tuple(n for n in ALL_NOTEBOOKS if n in chosen)

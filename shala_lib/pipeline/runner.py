@@ -48,7 +48,7 @@ from shala_lib.data.loading import prepared_path
 from shala_lib.files import YamlFileError, write_text_atomic
 from shala_lib.paths import project_root
 from shala_lib.pipeline.prepare import DEFAULT_PROCESSED_DIR
-from shala_lib.pipeline.profiles import NOTEBOOKS, ProfileError, read_profile
+from shala_lib.pipeline.profiles import ALL_NOTEBOOKS, NOTEBOOKS, ProfileError, profile_notebooks, read_profile
 
 __all__ = ["NOTEBOOKS", "Dirs", "Job", "NotebookFailed", "UsageError", "load_profile", "main", "plan", "run_profile"]
 
@@ -124,11 +124,13 @@ def plan(
     overrides: dict[str, Any] | None = None,
     dirs: Dirs | None = None,
 ) -> list[Job]:
-    """The papermill executions of a profile, in order (per-dataset notebooks expanded). Notebooks
-    that declare RESULTS_DIR / FIGURES_DIR get `dirs.results` / `dirs.figures`."""
+    """The papermill executions of a profile, in order (per-dataset notebooks expanded): `notebooks`, else
+    the profile's own (`profiles.profile_notebooks`). Notebooks that declare RESULTS_DIR / FIGURES_DIR get
+    `dirs.results` / `dirs.figures`."""
     jobs = []
-    for name in NOTEBOOKS:
-        if notebooks is not None and name not in notebooks:
+    chosen = profile_notebooks(prof) if notebooks is None else notebooks
+    for name in ALL_NOTEBOOKS:
+        if name not in chosen:
             continue
         entry = dict(prof.get(name) or {})
         per_dataset = entry.pop("per_dataset", False)
@@ -272,11 +274,14 @@ def check_request(
     if why is not None:
         raise UsageError(why)
     if notebooks is not None:
+        own = list(profile_notebooks(prof))
         if not notebooks:
-            raise UsageError(f"--only: name at least one notebook; choose from {list(NOTEBOOKS)}")
-        bad = [n for n in notebooks if n not in NOTEBOOKS]
+            raise UsageError(f"--only: name at least one notebook; choose from {own}")
+        bad = [n for n in notebooks if n not in own]
         if bad:
-            raise UsageError(f"--only: unknown notebook(s) {bad}; choose from {list(NOTEBOOKS)}")
+            if all(n in ALL_NOTEBOOKS for n in bad):
+                raise UsageError(f"--only: notebook(s) {bad} not in profile {profile!r}; choose from {own}")
+            raise UsageError(f"--only: unknown notebook(s) {bad}; choose from {own}")
     if datasets is not None:
         for d in datasets:
             if is_definition_path(d) and not Path(d).is_file():
@@ -458,9 +463,16 @@ def run_profile(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="shala-reproduce", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="smoke", help="a file papermill_params/<profile>.yaml (smoke, paper)")
+    ap.add_argument(
+        "--profile", default="smoke", help="a file papermill_params/<profile>.yaml (smoke, paper, learning_check)"
+    )
     ap.add_argument("--params-dir", type=Path, default=None, help="folder of the profiles (papermill_params/)")
-    ap.add_argument("--only", nargs="*", default=None, help=f"notebooks to run (default all): {NOTEBOOKS}")
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help=f"notebooks to run (default: the profile's; {NOTEBOOKS} unless it names others)",
+    )
     ap.add_argument("--runs-dir", type=Path, help="executed notebooks, predictions, checkpoints (runs/<profile>)")
     ap.add_argument("--results-dir", type=Path, help="tables (default results/)")
     ap.add_argument("--figures-dir", type=Path, help="figures (default figures/)")

@@ -95,3 +95,38 @@ def plot_training_curves(metrics: pd.DataFrame, title: str = "") -> plt.Figure:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_learning_check(groups: pd.DataFrame, classes: tuple[str, ...]) -> plt.Figure:
+    """The learning check's figure: per method (rows) and cue group (columns), the held-out mean answer of
+    each seed beside the raters' mean, class by class (`training.learning_check.group_table`)."""
+    records = []
+    for _, r in groups.iterrows():
+        where = {"method": r["method"], "cue group": r["cue group"]}
+        for c in classes:
+            records.append({**where, "class": c, "who": "raters", "p": r[f"raters {c}"]})
+            records.append({**where, "class": c, "who": f"model, seed {r['seed']}", "p": r[f"model {c}"]})
+    df = pd.DataFrame(records).drop_duplicates()
+    methods = list(dict.fromkeys(df["method"]))
+    cue_groups = sorted(df["cue group"].unique())
+    fig, axes = plt.subplots(
+        len(methods), len(cue_groups), figsize=(3.2 * len(cue_groups), 2.6 * len(methods)), sharey=True, squeeze=False
+    )
+    hue_order = ["raters", *sorted(w for w in df["who"].unique() if w != "raters")]
+    palette = dict(zip(hue_order, ["#444444", *sns.color_palette("Set2", len(hue_order) - 1)]))
+    for i, m in enumerate(methods):
+        for j, g in enumerate(cue_groups):
+            ax = axes[i, j]
+            part = df[(df["method"] == m) & (df["cue group"] == g)]
+            sns.barplot(
+                data=part, x="class", y="p", hue="who", hue_order=hue_order, palette=palette, order=list(classes), ax=ax
+            )
+            ax.set(title=f"{m}: {g}", xlabel="", ylabel="mean probability" if j == 0 else "", ylim=(0, 1))
+            legend = ax.get_legend()
+            if legend is not None and (i, j) != (0, len(cue_groups) - 1):
+                legend.remove()
+            elif legend is not None:
+                legend.set_title("")
+    fig.suptitle("Learning check: held-out mean answer per cue group vs the raters")
+    fig.tight_layout()
+    return fig
