@@ -12,6 +12,7 @@ import yaml
 
 from shala_lib.evaluation.zero_shot import predictions_path
 from shala_lib.paths import project_root
+from shala_lib.pipeline.profiles import ALL_NOTEBOOKS
 from shala_lib.pipeline.runner import NOTEBOOKS, Dirs, NotebookFailed, load_profile, plan, run_profile
 from shala_lib.scoring.methods import trained_methods
 from shala_lib.training.config import ExperimentConfig
@@ -19,7 +20,7 @@ from shala_lib.training.config import ExperimentConfig
 ROOT = project_root()
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
 def test_notebooks_committed_without_outputs_and_paired(name):
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
@@ -69,10 +70,10 @@ def test_runner_names_failing_notebook_and_cell(tmp_path):
         run_profile("missing", params_dir=params)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "paper", "learning_check"])
 def test_profile_parameters_are_the_notebooks_own(profile):
     """papermill only warns about a parameter a notebook does not declare: a typo would be ignored."""
-    declared = {n: set(pm.inspect_notebook(str(ROOT / "notebooks" / f"{n}.ipynb"))) for n in NOTEBOOKS}
+    declared = {n: set(pm.inspect_notebook(str(ROOT / "notebooks" / f"{n}.ipynb"))) for n in ALL_NOTEBOOKS}
     for job in plan(load_profile(profile), dirs=Dirs.default(profile)):
         assert set(job.params) <= declared[job.notebook], (job.label, set(job.params) - declared[job.notebook])
 
