@@ -181,3 +181,41 @@ def test_simplex_constrained_predictions_sum_to_one(tiny_varied, chaos, tmp_path
     assert (free["status"] == "renormalized").any()  # the json grammar lets this model write {1, 1, ...}
     sums = [parse_distribution('{"entailment": ' + t, CHAOSNLI).raw_sum for t in simplex["raw_text"]]
     assert sums == pytest.approx([1.0] * 6)
+
+
+@pytest.mark.parametrize("grammar", ["json", "simplex"])
+def test_grammar_masks_remembered_per_prefix_equal_the_masks_worked_out_afresh(tiny_varied, grammar):
+    """The processor remembers the allowed tokens per generated prefix (rollouts share prefixes); on random
+    walks through the grammar its masks equal a fresh computation from `viable` row by row, and repeated
+    prefixes are worked out once."""
+    import torch
+
+    from shala_lib.generation.constrained import JsonDistributionProcessor, viable
+    from shala_lib.generation.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_varied)
+    proc = JsonDistributionProcessor(tok, CHAOSNLI, prefill='{"entailment": ', grammar=grammar)
+    simplex = grammar == "simplex"
+
+    def fresh(ids: list[int]) -> set[int]:
+        text = proc.prefill + tok.decode(ids, skip_special_tokens=True)
+        ok, complete = viable(text, proc.segs, simplex)
+        if complete or not ok:
+            return set(proc.eos_ids)
+        return {t for t, s in proc.candidates if viable(text + s, proc.segs, simplex)[0]} or set(proc.eos_ids)
+
+    rng = np.random.default_rng(0)
+    prompt = torch.zeros((8, 3), dtype=torch.long)
+    rows = [[] for _ in range(8)]
+    calls = 0
+    for _ in range(12):
+        ids = torch.cat([prompt, torch.tensor(rows, dtype=torch.long).reshape(8, -1)], dim=1)
+        scores = torch.zeros((8, len(tok)))
+        out = proc(ids, scores)
+        calls += 8
+        for r in range(8):
+            allowed = set(torch.nonzero(out[r] == 0).flatten().tolist())
+            assert allowed == fresh(rows[r]), (grammar, rows[r])
+            pick = sorted(allowed)[rng.integers(len(allowed))] if r % 2 == 0 else sorted(allowed)[0]
+            rows[r].append(int(pick))
+    assert len(proc._allowed) < calls  # the odd rows share one path: worked out once per prefix

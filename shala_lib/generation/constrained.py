@@ -28,6 +28,7 @@ def segments(spec: DatasetSpec) -> list[str]:
 
 
 GRAMMARS: tuple[str, ...] = ("json", "simplex")
+_CACHE_LIMIT = 200_000  # remembered prefixes per processor (a few MB)
 
 
 def _hundredths(num: str) -> tuple[int, int]:
@@ -96,20 +97,33 @@ class JsonDistributionProcessor:
         eos = tokenizer.eos_token_id
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
         self.prompt_len: int | None = None
+        # generated token ids -> the tokens allowed next: the same for every row and step that has them
+        # (rollouts of one prompt share their prefixes), so each is worked out once per processor
+        self._allowed: dict[tuple[int, ...], list[int]] = {}
 
     def reset(self) -> None:
         self.prompt_len = None
+
+    def allowed_after(self, generated: tuple[int, ...]) -> list[int]:
+        """The token ids that may follow the generated ids `generated` (the end-of-sequence token once the
+        text is complete, or when nothing else can follow)."""
+        found = self._allowed.get(generated)
+        if found is not None:
+            return found
+        text = self.prefill + self.tokenizer.decode(list(generated), skip_special_tokens=True)
+        ok, complete = viable(text, self.segs, self.simplex)
+        if complete or not ok:
+            found = self.eos_ids
+        else:
+            found = [t for t, s in self.candidates if viable(text + s, self.segs, self.simplex)[0]] or self.eos_ids
+        if len(self._allowed) < _CACHE_LIMIT:
+            self._allowed[generated] = found
+        return found
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.prompt_len is None:
             self.prompt_len = input_ids.shape[1]
         mask = torch.full_like(scores, float("-inf"))
-        for row in range(input_ids.shape[0]):
-            text = self.prefill + self.tokenizer.decode(input_ids[row, self.prompt_len :], skip_special_tokens=True)
-            ok, complete = viable(text, self.segs, self.simplex)
-            if complete or not ok:
-                mask[row, self.eos_ids] = 0.0
-                continue
-            allowed = [t for t, s in self.candidates if viable(text + s, self.segs, self.simplex)[0]]
-            mask[row, allowed or self.eos_ids] = 0.0
+        for row, generated in enumerate(input_ids[:, self.prompt_len :].tolist()):
+            mask[row, self.allowed_after(tuple(generated))] = 0.0
         return scores + mask
