@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    ap.add_argument("--out", default="runs/learning_check")
-    ap.add_argument("--figure", default="figures/fig_learning_check.png")
+    ap.add_argument("--out", default="runs/learning_check_cli")
+    ap.add_argument("--figure", default="runs/learning_check_cli/fig_learning_check.png")
     ap.add_argument("--margin", type=float, default=MARGIN)
     ap.add_argument("--min-groups", type=int, default=MIN_GROUPS)
     ap.add_argument(

@@ -77,6 +77,8 @@ rows = run_check(
 table = results_table(rows)
 write_table(table, RESULTS_DIR, f"learning_check_{PROFILE}", floatfmt=".3f")
 display(Markdown(table.to_markdown(index=False, floatfmt=".3f")))
+cpu = {seed: sum(r["cpu_s"] for r in rows if r["seed"] == seed) for seed in SEEDS}
+print("CPU time for the methods together, per seed:", {s: f"{c / 60:.1f} min" for s, c in cpu.items()})
 
 # %% [markdown]
 # ## The learned answer per cue group, beside the raters'

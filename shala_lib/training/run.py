@@ -13,6 +13,7 @@ and after training the test-split predictions and metrics, like the zero-shot on
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -142,7 +143,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False) 
         trainer = StructuredGRPOTrainer(**common)
     if state.is_main_process:
         write_effective_config(cfg, trainer.args, setup, trainer.accelerator)
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    with warnings.catch_warnings():
+        # TRL reads `model.is_gradient_checkpointing` at every generation and transformers 5 warns each time
+        # (hundreds of identical lines in a notebook); the attribute still works, nothing else is hidden
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     state.wait_for_everyone()  # every process has flushed its completions (on_train_end)
     if state.is_main_process:
         completions.merge()
