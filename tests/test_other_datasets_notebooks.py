@@ -16,6 +16,7 @@ from scipy.spatial.distance import jensenshannon
 
 from shala_lib.data.loading import load
 from shala_lib.data.specs import get_spec
+from shala_lib.evaluation.tables import paper_table1
 from shala_lib.pipeline.runner import Dirs, run_profile
 from shala_lib.viz.plots import figure_panels
 from tests.fixtures import random_goemotions, write_msp
@@ -121,6 +122,12 @@ def test_evaluation_and_analysis_notebooks_on_other_datasets(dataset: str, tmp_p
     # as constructed: less uniform mixed in, lower JSD
     assert values.loc["shala", "jsd"] < values.loc["shala_no_ambi", "jsd"] < values.loc["mls", "jsd"]
     assert "**" in (res / f"table1_{dataset}_t.md").read_text()
+    # the paper's Table 1 beside ours for this dataset's block (its numbers, ours recomputed above)
+    vs = pd.read_csv(res / f"table1_{dataset}_t_vs_paper.csv").set_index(["method", "metric"])
+    paper = paper_table1(dataset).set_index("method")
+    assert vs.loc[("SHALA-LLM", "JSD"), "paper"] == paper.loc["shala", "jsd"]
+    assert vs.loc[("MLS", "W-F1"), "paper"] == paper.loc["mls", "wf1"]
+    assert vs.loc[("SHALA-LLM", "JSD"), "ours"] == pytest.approx(values.loc["shala", "jsd"], abs=5e-4)
     lv = pd.read_csv(res / f"{dataset}_t_metrics_by_ambiguity.csv")
     assert set(lv["group"]) - {"all"} == set(test["ambiguity_level"]) and set(lv["group"]) - {"all"} <= set(spec.levels)
     by_class = pd.read_csv(res / f"{dataset}_t_metrics_by_class.csv")
