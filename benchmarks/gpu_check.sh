@@ -17,18 +17,28 @@ cd "$(dirname "$0")/.."
 # constraints.txt pins; DeepSpeed as its source (built there with DS_BUILD_OPS=0).
 WHEELS="trl datasets transformers pydantic pydantic_core annotated-types typing-inspection typing_extensions
   soundfile soxr cffi pycparser dill multiprocess hjson"
-pin() { grep -iE "^$(echo "$1" | sed 's/[-_]/[-_]/g')==" constraints.txt || { echo "not pinned in constraints.txt: $1" >&2; exit 2; }; }
+pin() { grep -iE "^$(echo "$1" | sed 's/[-_]/[-_]/g')==" constraints.txt; }
 case "${1:-}" in
 --fetch-wheels)
-  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
-  rm -rf .whl
-  for w in $WHEELS; do
+  pins=()
+  for w in $WHEELS deepspeed; do
+    p=$(pin "$w") || { echo "not pinned in constraints.txt: $w" >&2; exit 2; }
+    pins+=("$p")
+  done
+  for x in /.whl/ '/.whl.tmp.*'; do grep -qxF "$x" .git/info/exclude 2>/dev/null || echo "$x" >> .git/info/exclude; done
+  tmp=$(mktemp -d .whl.tmp.XXXXXX)  # a failed fetch leaves an earlier .whl/ as it was
+  trap 'rm -rf "$tmp"' EXIT
+  for p in "${pins[@]}"; do
+    if [ "${p%%==*}" = deepspeed ]; then  # its source: built there with DS_BUILD_OPS=0
+      python3 -m pip download -q --no-deps --no-binary :all: -d "$tmp" "$p" || { echo "could not fetch $p" >&2; exit 1; }
+      continue
+    fi
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-      --platform manylinux2014_x86_64 --platform any -d .whl "$(pin "$w")" 2>/dev/null || { echo "could not fetch $w"; exit 1; }
+      --platform manylinux2014_x86_64 --platform any -d "$tmp" "$p" || { echo "could not fetch $p" >&2; exit 1; }
   done
-  python3 -m pip download -q --no-deps --no-binary :all: -d .whl "$(pin deepspeed)" 2>/dev/null || { echo "could not fetch deepspeed"; exit 1; }
-  du -sh .whl; exit 0 ;;
+  rm -rf .whl && mv "$tmp" .whl
+  ls .whl | wc -l; du -sh .whl; exit 0 ;;
 --cpu-smoke)
   OUT=${OUT:-/tmp/gpu_check_smoke}; PY=${PY:-.venv/bin/python}
   exec "$PY" benchmarks/gpu_check.py --cpu-smoke --out "$OUT" ;;

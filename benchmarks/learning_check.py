@@ -1,11 +1,12 @@
 """Learning check (issue 23): does our GRPO machinery learn the raters' distribution when the task is learnable?
 
-    python benchmarks/learning_check.py                          # 3 methods x 2 seeds, CPU, a few minutes
+    python benchmarks/learning_check.py                          # 3 methods x 2 seeds, CPU, about 8 minutes
     python benchmarks/learning_check.py --seeds 0 --methods shala --set grpo.max_steps=100
 
 The command line of `shala_lib.training.learning_check` (the design is described there; notebook 07 and
 `python -m shala_lib.reproduce --profile learning_check` run the same check and write its tables and
-figure). It prints, per method and seed, the held-out JSD beside the best constant answer's and the
+figure; they write to `runs/learning_check/`, this command to `runs/learning_check_cli/`). It prints,
+per method and seed, the held-out JSD beside the best constant answer's and the
 uniform answer's, the distinct answers, the mean answer per cue group beside the raters', and the wall
 and CPU time; writes `<out>/learning_check.json` and the figure (`--figure`). It passes (exit 0) when,
 on every seed, SHALA beats the best constant answer by `--margin` (0.05) with answers that differ by cue
@@ -22,20 +23,23 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 from shala_lib.data.specs import get_spec  # noqa: E402
-from shala_lib.training.config import ExperimentConfig  # noqa: E402
 from shala_lib.training.learning_check import (  # noqa: E402
     CONFIG,
     MARGIN,
     METHODS,
     MIN_GROUPS,
     SEEDS,
+    check_config,
     group_table,
+    passed,
+    progress_line,
     results_table,
     run_check,
     verdicts,
@@ -70,20 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     logging.basicConfig(level=logging.WARNING)
     t0, c0 = time.perf_counter(), time.process_time()
-    cfg = ExperimentConfig.from_yaml(args.config)
+    cfg = check_config(args.config, args.set)
     spec = get_spec(cfg.dataset)
 
-    def progress(row: dict) -> None:
-        print(
-            f"[{row['method']} seed {row['seed']}] JSD {row['jsd']:.3f} (best constant {row['best_constant_jsd']:.3f}, "
-            f"gain {row['gain_over_best_constant']:+.3f}), {row['distinct_group_answers']} distinct group "
-            f"answers, wall {row['wall_s']:.0f} s, cpu {row['cpu_s']:.0f} s",
-            flush=True,
-        )
+    def progress(row: dict[str, Any]) -> None:
+        print(progress_line(row), flush=True)
 
     rows = run_check(args.config, args.seeds, args.methods, args.out, args.set, arch, progress)
     verdict = verdicts(rows, args.margin, args.min_groups)
-    passed = all(verdict.values())
+    ok = passed(verdict)
     print(f"\nlearning check: {cfg.dataset}, held-out items of split {cfg.eval_split!r}")
     print(results_table(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nmean answer per cue group ({', '.join(spec.classes)}), raters first:")
@@ -93,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"\n{'PASS' if passed else 'FAIL'}: {verdict}; wall {wall:.0f} s, this process's CPU {cpu:.0f} s, "
-        f"load average {load1:.1f} on {os.cpu_count()} cores"
+        f"\n{'PASS' if ok else 'FAIL'}: {verdict or 'nothing judged: neither shala nor mls ran'}; "
+        f"wall {wall:.0f} s, this process's CPU {cpu:.0f} s, load average {load1:.1f} on {os.cpu_count()} cores"
     )
     figure = Path(args.figure)
     save_figure(plot_learning_check(group_table(rows, spec.classes), spec.classes), figure.parent, figure.stem)
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "rows": rows,
         "verdicts": verdict,
-        "passed": passed,
+        "passed": ok,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "load_average_1min": load1,
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "learning_check.json").write_text(json.dumps(summary, indent=2, default=float))
-    return 0 if passed else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -81,6 +81,15 @@ def test_only_a_notebook_the_profile_does_not_run(out, capsys):
     assert msg == f"--only: notebook(s) ['07_learning_check'] not in profile 'smoke'; choose from {CHOICES}"
 
 
+def test_dataset_or_model_for_a_profile_that_takes_none(out, capsys):
+    """The learning check trains its own generated probe and from-scratch models: --dataset and --model would
+    be ignored, so they are refused before anything runs."""
+    msg = _refused(["--profile", "learning_check", "--dataset", "chaosnli", *_dirs_args(out)], out, capsys)
+    assert msg == "--dataset: profile 'learning_check' runs ['07_learning_check'], which take no dataset"
+    msg = _refused(["--profile", "learning_check", "--model", "x", *_dirs_args(out)], out, capsys)
+    assert msg == "--model: profile 'learning_check' runs ['07_learning_check'], which take no model"
+
+
 def test_only_without_a_name(out, capsys):
     msg = _refused(["--only", *_dirs_args(out)], out, capsys)
     assert msg == f"--only: name at least one notebook; choose from {CHOICES}"
@@ -139,7 +148,18 @@ PROFILE_CASES = {
         "02_zero_shot_baselines.LIMTI: not a parameter of notebooks/02_zero_shot_baselines.ipynb; it declares: "
         "BATCH_SIZE, DATASETS, ",
     ),
-    "common_parameter_typo": ("common:\n  DATA_DIRR: x\n", "common.DATA_DIRR: no notebook declares this parameter"),
+    "common_parameter_typo": (
+        "common:\n  DATA_DIRR: x\n",
+        "common.DATA_DIRR: no notebook this profile runs declares this parameter",
+    ),
+    "common_parameter_of_a_notebook_not_run": (
+        "common:\n  REQUIRE_PASS: true\n",  # notebook 07's parameter; this profile runs 01-06
+        "common.REQUIRE_PASS: no notebook this profile runs declares this parameter",
+    ),
+    "section_of_a_notebook_not_run": (
+        "07_learning_check:\n  SEEDS: [0]\n",
+        "07_learning_check: parameters for a notebook this profile does not run (it runs ['01_data_preparation', ",
+    ),
     "per_dataset_not_bool": (
         "datasets: [chaosnli]\n04_evaluation:\n  per_dataset: 'yes'\n",
         "04_evaluation: per_dataset must be true or false, got 'yes'",

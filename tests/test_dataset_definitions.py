@@ -281,8 +281,11 @@ def test_smoke_profile_on_a_definition_file(writer, tmp_path, tiny, monkeypatch)
     name, spec = d.name, d.spec
     out = tmp_path / "out"
     dirs = Dirs(out / "runs", out / "results", out / "figures")
-    written = run_profile("smoke", dirs=dirs, progress=False, datasets=[str(path)], model=tiny)
-    assert [p.name for p in written] == [f"{n}{'_' + name if n >= '03' else ''}.ipynb" for n in NOTEBOOKS]
+    # the long case runs every notebook; the wide case 01-04 (its format and 5 classes meet the loader,
+    # training and the tables there; 05-06 read the same prepared table and predictions)
+    only = list(NOTEBOOKS) if writer is write_long else list(NOTEBOOKS[:4])
+    written = run_profile("smoke", only, dirs=dirs, progress=False, datasets=[str(path)], model=tiny)
+    assert [p.name for p in written] == [f"{n}{'_' + name if n >= '03' else ''}.ipynb" for n in only]
     res = out / "results"
     assert pd.read_csv(res / f"{name}_stats_by_majority.csv")["count"].sum() == 60
     zs = pd.read_csv(res / f"zero_shot_{name}_test.csv").set_index("method")
@@ -299,6 +302,8 @@ def test_smoke_profile_on_a_definition_file(writer, tmp_path, tiny, monkeypatch)
     t2 = pd.read_csv(res / f"table2_{name}_smoke.csv")
     if d.published:
         assert "Reference model" in set(t2["method"]) and {"published", "ours"} == set(t2["origin"])
+    if writer is write_wide:
+        return
     levels = pd.read_csv(res / f"{name}_smoke_metrics_by_ambiguity.csv")
     assert set(levels["group"]) - {"all"} <= set(spec.levels)
     by_class = pd.read_csv(res / f"{name}_smoke_metrics_by_class.csv")

@@ -2,8 +2,8 @@
 `benchmarks/learning_check.py`): our GRPO machinery, on a task made
 learnable on purpose (the triage probe as a contextual bandit: a tiny from-scratch model whose every
 prompt word and answer level is one token), must learn the raters' distribution per cue group. A change
-to the rewards, the advantages or the rollout alignment that stops it learning fails the slow test; the
-quick negative control shows the check itself fails when the reward carries no signal."""
+to the rewards, the advantages or the rollout alignment that stops it learning fails the slow profile
+test; the quick negative control shows the check itself fails when the reward carries no signal."""
 
 from __future__ import annotations
 
@@ -32,24 +32,6 @@ def setup(lc, tmp_path_factory):
     table = load(cfg.dataset, seed=cfg.seed)
     out = tmp_path_factory.mktemp("learning_check")
     return cfg, table, out
-
-
-@pytest.mark.slow
-def test_shala_learns_the_raters_distribution_per_cue_group(lc, setup):
-    """SHALA on seed 0 for 200 steps (the profile runs 400; 200 already passes, at half the cost)."""
-    cfg, table, out = setup
-    model = lc.bandit_model(cfg, table, out, seed=0)
-    row = lc.run_method(cfg, "shala", 0, model, table, out, ["grpo.max_steps=200"])
-    assert row["n_unparsable"] == 0 and row["steps"] == 200
-    assert row["gain_over_best_constant"] >= lc.MARGIN, row
-    assert row["distinct_group_answers"] >= lc.MIN_GROUPS, row["by_group"]
-    assert lc.shala_passes(row)
-    # the clear cue groups lean to their raters' majority class (urgent, junk): measured at seed 0 (one
-    # thread, 200 steps) outage [.7 .2 .1], scam [.2 .2 .6] (raters .84/.84), JSD 0.276 (best constant 0.371)
-    answers = {g["cue_group"]: np.asarray(g["answer"]) for g in row["by_group"]}
-    majority = {"outage": 0, "request": 1, "scam": 2}
-    leaning = [g for g, k in majority.items() if answers[g].argmax() == k and answers[g][k] >= 0.5]
-    assert len(leaning) >= 2, row["by_group"]
 
 
 def test_check_fails_when_the_reward_is_constant(lc, setup, monkeypatch):
@@ -117,27 +99,41 @@ def test_verdicts_hand_made_rows(lc):
     assert not lc.mls_passes(row("mls", 0.4, -0.03, hedged), shala_jsd=0.2)
     assert not lc.mls_passes(row("mls", 0.15, 0.2, one_hot), shala_jsd=0.2)
     assert lc.mls_passes(row("mls", 0.4, -0.03, one_hot), shala_jsd=None)
+    # nothing judged (neither SHALA nor MLS ran) is not a pass
+    assert lc.verdicts([row("shala_no_ambi", 0.2, 0.17, learned)]) == {} and not lc.passed({})
+    assert lc.passed({"shala seed 0": True}) and not lc.passed({"shala seed 0": True, "mls seed 0": False})
 
 
 @pytest.mark.slow
-def test_learning_check_profile_writes_its_tables_and_figure(tmp_path):
-    """`--profile learning_check` runs notebook 07 only (no data files needed) and writes the results
-    table, the per-group table and the figure; two steps here, so the check itself is not required."""
+def test_learning_check_profile_learns_and_writes_its_tables_and_figure(tmp_path):
+    """`--profile learning_check` (notebook 07 only, no data files) with SHALA on seed 0 for 200 steps (the
+    profile runs 400 and all three methods; 200 already passes): SHALA must beat the best constant answer
+    by 0.05 with 3 distinct cue-group answers and the clear groups leaning to their raters' majority. A
+    change to the rewards, the advantages or the rollout alignment that stops it learning fails here. The
+    tables and the figure are written."""
     import pandas as pd
 
     from shala_lib.pipeline.runner import Dirs, run_profile
+    from shala_lib.training.learning_check import MARGIN, MIN_GROUPS
     from shala_lib.viz.plots import figure_panels
 
     dirs = Dirs(tmp_path / "runs", tmp_path / "results", tmp_path / "figures")
-    overrides = {"SEEDS": [0], "METHODS": ["shala", "mls"], "OVERRIDES": ["grpo.max_steps=2"], "REQUIRE_PASS": False}
+    overrides = {"SEEDS": [0], "METHODS": ["shala"], "OVERRIDES": ["grpo.max_steps=200"], "REQUIRE_PASS": True}
     written = run_profile("learning_check", dirs=dirs, overrides=overrides, progress=False)
     assert [p.name for p in written] == ["07_learning_check.ipynb"]
     summary = json.loads((dirs.runs / "summary.json").read_text())
     assert summary["status"] == "done" and [e["notebook"] for e in summary["ran"]] == ["07_learning_check"]
     table = pd.read_csv(dirs.results / "learning_check_learning_check.csv")
-    assert list(table["method"]) == ["SHALA-LLM", "MLS"] and set(table["steps"]) == {2}
-    assert (table["best constant JSD"].round(3) == 0.371).all()  # the held-out items' best constant answer
-    groups = pd.read_csv(dirs.results / "learning_check_learning_check_by_group.csv")
-    assert len(groups) == 2 * 4 and set(groups["cue group"]) == {"outage", "request", "scam", "unclear"}
+    row = table.set_index("method").loc["SHALA-LLM"]
+    assert (row["seed"], row["steps"], round(row["best constant JSD"], 3)) == (0, 200, 0.371)
+    # measured at seed 0 (one thread, 200 steps): JSD 0.276, outage [.7 .2 .1], scam [.2 .2 .6]
+    assert row["gain over best constant"] >= MARGIN and row["distinct group answers"] >= MIN_GROUPS, row
+    groups = pd.read_csv(dirs.results / "learning_check_learning_check_by_group.csv").set_index("cue group")
+    assert list(groups.index) == ["outage", "request", "scam", "unclear"]
+    classes = ["urgent", "routine", "junk"]
+    answers = {g: groups.loc[g, [f"model {c}" for c in classes]].to_numpy(dtype=float) for g in groups.index}
+    majority = {"outage": 0, "request": 1, "scam": 2}
+    leaning = [g for g, k in majority.items() if answers[g].argmax() == k and answers[g][k] >= 0.5]
+    assert len(leaning) >= 2, answers
     panels = figure_panels(dirs.figures / "fig_learning_check_learning_check.png")
-    assert len(panels) == 2 * 4 and panels[0] == "SHALA-LLM: outage"
+    assert panels == ["SHALA-LLM: outage", "SHALA-LLM: request", "SHALA-LLM: scam", "SHALA-LLM: unclear"]

@@ -19,6 +19,8 @@ The table is generated from the seed (no files); `load("triage_probe")` returns 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -103,7 +105,7 @@ def triage_probe(n_items: int = 480, seed: int = 42, n_raters: int = N_RATERS) -
     return assign_splits(table, FRACTIONS, seed=seed)
 
 
-def cue_group_answers(pred: np.ndarray, groups: np.ndarray, gold: np.ndarray | None = None) -> list[dict]:
+def cue_group_answers(pred: np.ndarray, groups: np.ndarray, gold: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Per cue group (sorted): the mean predicted distribution (`answer`; an unparsable row, non-finite,
     counts as the uniform answer), the raters' mean (`raters`, when `gold` is given) and how many
     distinct answers the group got (`n_distinct`, at three decimals)."""
@@ -113,7 +115,7 @@ def cue_group_answers(pred: np.ndarray, groups: np.ndarray, gold: np.ndarray | N
     for g in sorted(set(groups.tolist())):
         part = pred[groups == g]
         part = np.where(np.isfinite(part).all(axis=1, keepdims=True), part, 1.0 / pred.shape[1])
-        row: dict = {"cue_group": g, "answer": [round(float(v), 3) for v in part.mean(axis=0)]}
+        row: dict[str, Any] = {"cue_group": g, "answer": [round(float(v), 3) for v in part.mean(axis=0)]}
         if gold is not None:
             row["raters"] = [round(float(v), 3) for v in np.asarray(gold, dtype=float)[groups == g].mean(axis=0)]
         row["n_distinct"] = len(np.unique(part.round(3), axis=0))

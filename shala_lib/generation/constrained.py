@@ -28,7 +28,7 @@ def segments(spec: DatasetSpec) -> list[str]:
 
 
 GRAMMARS: tuple[str, ...] = ("json", "simplex")
-_CACHE_LIMIT = 200_000  # remembered prefixes per processor (a few MB)
+_CACHE_LIMIT = 20_000  # remembered prefixes per processor (each key a tuple of ids: tens of MB at most)
 
 
 def _hundredths(num: str) -> tuple[int, int]:
@@ -107,6 +107,8 @@ class JsonDistributionProcessor:
     def allowed_after(self, generated: tuple[int, ...]) -> list[int]:
         """The token ids that may follow the generated ids `generated` (the end-of-sequence token once the
         text is complete, or when nothing else can follow)."""
+        if self.eos_ids and any(t in self.eos_ids for t in generated):
+            return self.eos_ids  # finished (the padding after an end-of-sequence token): nothing to remember
         found = self._allowed.get(generated)
         if found is not None:
             return found
@@ -116,8 +118,9 @@ class JsonDistributionProcessor:
             found = self.eos_ids
         else:
             found = [t for t, s in self.candidates if viable(text + s, self.segs, self.simplex)[0]] or self.eos_ids
-        if len(self._allowed) < _CACHE_LIMIT:
-            self._allowed[generated] = found
+        if len(self._allowed) >= _CACHE_LIMIT:
+            self._allowed.clear()  # bounded memory: start again rather than stop remembering
+        self._allowed[generated] = found
         return found
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:

@@ -379,14 +379,34 @@ def build_bandit_model(
 ) -> Path:
     """A tiny randomly initialised Llama-style model with `word_level_tokenizer`: the answer's JSON key
     segments for `keys` (as `shala_lib.generation.constrained.segments` writes them), `}` and each of
-    `levels` are single tokens. Built offline in about a second; an existing folder is reused."""
+    `levels` are single tokens. Built offline in about a second. A folder built by the same recipe (the
+    arguments and the texts, recorded in `bandit_recipe.json`) is reused; one built by another recipe is
+    built again in place, never reused silently."""
+    import hashlib
+    import json
+    import shutil
+
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     out = Path(out_dir)
+    texts, keys, levels = list(texts), list(keys), list(levels)
+    recipe = {
+        "texts_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
+        "keys": keys,
+        "levels": levels,
+        "seed": seed,
+        "hidden_size": hidden_size,
+        "layers": layers,
+        "heads": heads,
+        "initializer_range": initializer_range,
+        "first_paragraph_only": first_paragraph_only,
+    }
+    recorded = out / "bandit_recipe.json"
     if (out / "config.json").is_file():
-        return out
-    keys = list(keys)
+        if recorded.is_file() and json.loads(recorded.read_text()) == recipe:
+            return out
+        shutil.rmtree(out)  # a generated model of another recipe (or of an older version without the record)
     segs = ['{"' + keys[0] + '": '] + [', "' + k + '": ' for k in keys[1:]] + ["}"]
     template = CHATML_FIRST_PARAGRAPH if first_paragraph_only else CHATML
     tok = word_level_tokenizer(texts, [*segs, *levels], template)
@@ -410,4 +430,5 @@ def build_bandit_model(
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    recorded.write_text(json.dumps(recipe, indent=2) + "\n")
     return out

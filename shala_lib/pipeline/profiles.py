@@ -109,9 +109,18 @@ def validate_profile(
                 raise ProfileError(source, f"notebooks[{i}]", why)
         if len(set(chosen)) != len(chosen):
             raise ProfileError(source, "notebooks", f"a notebook is named twice: {chosen}")
+    runs = profile_notebooks(data)
+    for name in ALL_NOTEBOOKS:
+        if name not in runs and data.get(name) is not None:
+            raise ProfileError(
+                source,
+                name,
+                f"parameters for a notebook this profile does not run (it runs {list(runs)}; "
+                "add it to `notebooks:` or remove this section)",
+            )
     if declared is not None:
         everywhere: set[str] = set()
-        for name in ALL_NOTEBOOKS:
+        for name in runs:
             params = declared(name)
             everywhere |= params
             extra = sorted(set(data.get(name) or {}) - params - {"per_dataset"})
@@ -125,7 +134,9 @@ def validate_profile(
         extra = sorted(set(data.get("common") or {}) - everywhere)
         if extra:
             raise ProfileError(
-                source, f"common.{extra[0]}", f"no notebook declares this parameter; known: {sorted(everywhere)}"
+                source,
+                f"common.{extra[0]}",
+                f"no notebook this profile runs declares this parameter; known: {sorted(everywhere)}",
             )
     datasets = data.get("datasets") or []
     for i, name in enumerate(data.get("optional_datasets") or []):

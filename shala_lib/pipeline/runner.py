@@ -260,6 +260,7 @@ def check_request(
     datasets: list[str] | None = None,
     allow_cpu: bool = False,
     gpus: int | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Everything about a run that can be checked before it starts, checked without side effects
     (nothing written, nothing registered): the profile (known, valid, a GPU profile where a GPU is), the
@@ -282,6 +283,12 @@ def check_request(
             if all(n in ALL_NOTEBOOKS for n in bad):
                 raise UsageError(f"--only: notebook(s) {bad} not in profile {profile!r}; choose from {own}")
             raise UsageError(f"--only: unknown notebook(s) {bad}; choose from {own}")
+    running = notebooks if notebooks is not None else list(profile_notebooks(prof))
+    takes = set().union(*(notebook_parameters(n) for n in running))
+    if datasets is not None and not takes & {"DATASETS", "DATASET"}:
+        raise UsageError(f"--dataset: profile {profile!r} runs {running}, which take no dataset")
+    if model is not None and not takes & {"MODEL", "ZERO_SHOT_MODEL"} and "03_grpo_training" not in running:
+        raise UsageError(f"--model: profile {profile!r} runs {running}, which take no model")
     if datasets is not None:
         for d in datasets:
             if is_definition_path(d) and not Path(d).is_file():
@@ -404,7 +411,7 @@ def run_profile(
     from shala_lib.training.dispatch import gpu_count
 
     gpus = gpu_count() if gpus is None else gpus
-    prof = check_request(profile, notebooks, dirs, params_dir, datasets, allow_cpu, gpus)
+    prof = check_request(profile, notebooks, dirs, params_dir, datasets, allow_cpu, gpus, model)
     device = "gpu" if gpus > 0 else "cpu"
     label = cpu_label(profile) if prof.get("requires_gpu") and gpus == 0 else profile
     if datasets:
@@ -505,7 +512,15 @@ def main(argv: list[str] | None = None) -> int:
         (args.figures_dir or default.figures).resolve(),
     )
     try:
-        check_request(args.profile, args.only, dirs, args.params_dir, datasets=args.dataset, allow_cpu=args.allow_cpu)
+        check_request(
+            args.profile,
+            args.only,
+            dirs,
+            args.params_dir,
+            datasets=args.dataset,
+            allow_cpu=args.allow_cpu,
+            model=args.model,
+        )
     except (UsageError, ProfileError, YamlFileError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2  # refused before anything ran or was written

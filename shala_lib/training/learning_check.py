@@ -20,7 +20,7 @@ group, and MLS ends near one-hot on each group's majority with a worse JSD than 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,8 @@ def run_method(
 
 
 def verdicts(rows: list[dict[str, Any]], margin: float = MARGIN, min_groups: int = MIN_GROUPS) -> dict[str, bool]:
-    """Per seed: SHALA's and MLS's criteria (`shala_passes`, `mls_passes`) for the methods that ran."""
+    """Per seed: SHALA's and MLS's criteria (`shala_passes`, `mls_passes`) for the methods that ran
+    (empty when neither ran: see `passed`)."""
     out: dict[str, bool] = {}
     for seed in dict.fromkeys(r["seed"] for r in rows):
         by = {r["method"]: r for r in rows if r["seed"] == seed}
@@ -149,6 +150,26 @@ def verdicts(rows: list[dict[str, Any]], margin: float = MARGIN, min_groups: int
     return out
 
 
+def passed(verdict: dict[str, bool]) -> bool:
+    """The check's outcome: every criterion met, and at least one judged (a run of neither SHALA nor MLS
+    judges nothing, and does not pass)."""
+    return bool(verdict) and all(verdict.values())
+
+
+def progress_line(row: dict[str, Any]) -> str:
+    """One finished run in a line: held-out JSD beside the best constant's, distinct group answers, time."""
+    return (
+        f"[{row['method']} seed {row['seed']}] JSD {row['jsd']:.3f} (best constant {row['best_constant_jsd']:.3f}, "
+        f"gain {row['gain_over_best_constant']:+.3f}), {row['distinct_group_answers']} distinct group answers, "
+        f"wall {row['wall_s']:.0f} s, CPU {row['cpu_s']:.0f} s"
+    )
+
+
+def check_config(config: str | Path = CONFIG, sets: Iterable[str] = ()) -> ExperimentConfig:
+    """The check's experiment config with `sets` applied (on CPU), as every run of it starts from."""
+    return ExperimentConfig.from_yaml(config).with_overrides(["device=cpu", *sets])
+
+
 def run_check(
     config: str | Path = CONFIG,
     seeds: Iterable[int] = SEEDS,
@@ -156,13 +177,13 @@ def run_check(
     out: str | Path = "runs/learning_check",
     sets: Iterable[str] = (),
     arch: dict[str, Any] | None = None,
-    progress: Any = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every method on every seed (each seed its own from-scratch model); one row per run. `progress(row)`
     is called after each run."""
     from shala_lib.data.loading import load
 
-    cfg = ExperimentConfig.from_yaml(config).with_overrides(["device=cpu", *sets])
+    cfg = check_config(config, sets)
     table = load(cfg.dataset, seed=cfg.seed)  # the data seed stays fixed: the same held-out items
     rows = []
     for seed in seeds:
