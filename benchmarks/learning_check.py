@@ -1,6 +1,6 @@
 """Learning check (issue 23): does our GRPO machinery learn the raters' distribution when the task is learnable?
 
-    python benchmarks/learning_check.py                          # 3 methods x 2 seeds, CPU, about 8 minutes
+    python benchmarks/learning_check.py                          # 3 methods x 2 seeds, CPU, about 5 minutes
     python benchmarks/learning_check.py --seeds 0 --methods shala --set grpo.max_steps=100
 
 The command line of `shala_lib.training.learning_check` (the design is described there; notebook 07 and

@@ -21,7 +21,7 @@
 # grammar, TRL's trainer as we configure it) by SHALA, SHALA w/o Ambi-En and MLS, on two seeds
 # (`configs/learning_check.yaml`; `shala_lib.training.learning_check`). It passes when, on every seed,
 # SHALA beats the best constant answer by 0.05 JSD with answers that differ by cue group, and MLS
-# ends near one-hot on each group's majority with a worse JSD than SHALA. CPU, about 8 minutes:
+# ends near one-hot on each group's majority with a worse JSD than SHALA. CPU, about 5 minutes:
 # `python -m shala_lib.reproduce --profile learning_check`.
 
 # %% tags=["parameters"]
