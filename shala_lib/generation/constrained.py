@@ -12,6 +12,7 @@ no number exceeds what the earlier ones left of 1, and the last one is exactly t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -22,9 +23,13 @@ _NUM_PREFIX = re.compile(r"^(?:0(?:\.\d{0,2})?|1(?:\.0{0,2})?)?$")
 _NUM_FULL = re.compile(r"^(?:0(?:\.\d{1,2})?|1(?:\.0{1,2})?)$")
 
 
-def segments(spec: DatasetSpec) -> list[str]:
-    keys = spec.keys
+def key_segments(keys: Sequence[str]) -> list[str]:
+    """The fixed text between the answer's numbers: `{"k1": `, `, "k2": `, ..., `}`."""
     return ['{"' + keys[0] + '": '] + [', "' + k + '": ' for k in keys[1:]] + ["}"]
+
+
+def segments(spec: DatasetSpec) -> list[str]:
+    return key_segments(spec.keys)
 
 
 GRAMMARS: tuple[str, ...] = ("json", "simplex")

@@ -27,7 +27,6 @@ def bpe_tokenizer(
     """A byte-level BPE tokenizer trained on `corpus` (eos `<|im_end|>`, pad `<pad>`, left padding),
     with `special` tokens, a chat template and optional named special tokens (`tok.audio_token`, ...)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -37,8 +36,16 @@ def bpe_tokenizer(
     )
     tk.train_from_iterator(corpus, trainer)
     extra = {"extra_special_tokens": names} if names else {}
+    return _chatml_tokenizer(tk, chat_template, unk_token=None, **extra)
+
+
+def _chatml_tokenizer(tk: Any, chat_template: str, **tokens: Any) -> Any:
+    """`tk` (a `tokenizers.Tokenizer`) as transformers' fast tokenizer of our test models: eos `<|im_end|>`,
+    pad `<pad>`, no bos, left padding, `chat_template`; `tokens` adds or overrides its arguments."""
+    from transformers import PreTrainedTokenizerFast
+
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<pad>", bos_token=None, unk_token=None, **extra
+        tokenizer_object=tk, **{"eos_token": "<|im_end|>", "pad_token": "<pad>", "bos_token": None, **tokens}
     )
     tok.chat_template = chat_template
     tok.padding_side = "left"
@@ -342,7 +349,6 @@ def word_level_tokenizer(texts: Iterable[str], answer_pieces: Iterable[str], cha
     import re
 
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     words = sorted({w for t in [*texts, "system user assistant"] for w in re.findall(r"[a-z]+", t.lower())})
     vocab = {tok: i for i, tok in enumerate([*BANDIT_SPECIAL, *words])}
@@ -352,17 +358,7 @@ def word_level_tokenizer(texts: Iterable[str], answer_pieces: Iterable[str], cha
     tk.decoder = decoders.Fuse()
     tk.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in BANDIT_SPECIAL])
     tk.add_tokens([AddedToken(p, normalized=False, special=False) for p in dict.fromkeys(answer_pieces)])
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk,
-        eos_token="<|im_end|>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token=None,
-        clean_up_tokenization_spaces=False,
-    )
-    tok.chat_template = chat_template
-    tok.padding_side = "left"
-    return tok
+    return _chatml_tokenizer(tk, chat_template, unk_token="<unk>", clean_up_tokenization_spaces=False)
 
 
 def build_bandit_model(
@@ -378,7 +374,7 @@ def build_bandit_model(
     first_paragraph_only: bool = True,
 ) -> Path:
     """A tiny randomly initialised Llama-style model with `word_level_tokenizer`: the answer's JSON key
-    segments for `keys` (as `shala_lib.generation.constrained.segments` writes them), `}` and each of
+    segments for `keys` (`shala_lib.generation.constrained.key_segments`), `}` and each of
     `levels` are single tokens. Built offline in about a second. A folder built by the same recipe (the
     arguments and the texts, recorded in `bandit_recipe.json`) is reused; one built by another recipe is
     built again in place, never reused silently."""
@@ -388,6 +384,8 @@ def build_bandit_model(
 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    from shala_lib.generation.constrained import key_segments
 
     out = Path(out_dir)
     texts, keys, levels = list(texts), list(keys), list(levels)
@@ -407,7 +405,7 @@ def build_bandit_model(
         if recorded.is_file() and json.loads(recorded.read_text()) == recipe:
             return out
         shutil.rmtree(out)  # a generated model of another recipe (or of an older version without the record)
-    segs = ['{"' + keys[0] + '": '] + [', "' + k + '": ' for k in keys[1:]] + ["}"]
+    segs = key_segments(keys)
     template = CHATML_FIRST_PARAGRAPH if first_paragraph_only else CHATML
     tok = word_level_tokenizer(texts, [*segs, *levels], template)
     torch.manual_seed(seed)

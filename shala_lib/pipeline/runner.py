@@ -178,17 +178,23 @@ def with_datasets(prof: dict[str, Any], datasets: list[str]) -> dict[str, Any]:
     return out
 
 
+def model_parameters(notebook: str) -> frozenset[str]:
+    """The parameters `--model` sets in a notebook (`with_model`): MODEL and ZERO_SHOT_MODEL where declared,
+    and training's OVERRIDES (a `model=` override) in notebook 03; empty: the notebook takes no model."""
+    declared = notebook_parameters(notebook)
+    keys = declared & {"MODEL", "ZERO_SHOT_MODEL"}
+    if notebook == "03_grpo_training" and "OVERRIDES" in declared:
+        keys |= {"OVERRIDES"}
+    return keys
+
+
 def with_model(jobs: list[Job], model: str) -> list[Job]:
     """Every job with `model` in place of the profile's: MODEL, ZERO_SHOT_MODEL, and training's config."""
     out = []
     for job in jobs:
-        declared = notebook_parameters(job.notebook)
         params = dict(job.params)
-        for key in ("MODEL", "ZERO_SHOT_MODEL"):
-            if key in declared:
-                params[key] = model
-        if "OVERRIDES" in declared and job.notebook == "03_grpo_training":
-            params["OVERRIDES"] = [*params.get("OVERRIDES", []), f"model={model}"]
+        for key in model_parameters(job.notebook):
+            params[key] = [*params.get(key, []), f"model={model}"] if key == "OVERRIDES" else model
         out.append(Job(job.notebook, params, job.dataset))
     return out
 
@@ -284,10 +290,9 @@ def check_request(
                 raise UsageError(f"--only: notebook(s) {bad} not in profile {profile!r}; choose from {own}")
             raise UsageError(f"--only: unknown notebook(s) {bad}; choose from {own}")
     running = notebooks if notebooks is not None else list(profile_notebooks(prof))
-    takes = set().union(*(notebook_parameters(n) for n in running))
-    if datasets is not None and not takes & {"DATASETS", "DATASET"}:
+    if datasets is not None and not any(notebook_parameters(n) & {"DATASETS", "DATASET"} for n in running):
         raise UsageError(f"--dataset: profile {profile!r} runs {running}, which take no dataset")
-    if model is not None and not takes & {"MODEL", "ZERO_SHOT_MODEL"} and "03_grpo_training" not in running:
+    if model is not None and not any(model_parameters(n) for n in running):
         raise UsageError(f"--model: profile {profile!r} runs {running}, which take no model")
     if datasets is not None:
         for d in datasets:

@@ -48,7 +48,8 @@ ARCH: dict[str, Any] = {"layers": 1, "hidden_size": 64}
 
 
 def bandit_model(cfg: ExperimentConfig, table: pd.DataFrame, out_dir: Path, seed: int, **arch: Any) -> Path:
-    """The tiny from-scratch model of seed `seed` (in `out_dir/model_seed<seed>`, reused when there), its
+    """The tiny from-scratch model of seed `seed` (in `out_dir/model_seed<seed>`, reused only when built by the
+    same recipe), its
     vocabulary the words of every item's prompt; `arch` (`build_bandit_model`'s hidden_size, layers,
     heads, initializer_range) over `ARCH`."""
     spec = get_spec(cfg.dataset)
